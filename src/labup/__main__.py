@@ -1,0 +1,3 @@
+from labup.cli import main
+
+main()

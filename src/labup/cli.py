@@ -1,0 +1,136 @@
+"""The command line (DESIGN.md §1). Commands only: the work is in labup.runs.
+
+Imports stay light here (typer and labup's own small modules) so `labup --help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labup import __version__
+from labup.checks import CHECK_NAMES
+from labup.phases import PHASE_NAMES, phases_help
+from labup.runs import Options
+
+app = typer.Typer(
+    name="labup",
+    help="Take a Talos homelab from 'Kubernetes is up' to 'HTTPS on a stable address', and prove it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"labup {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(
+        "-c", "--config", envvar="LABUP_CONFIG", help="lab.yaml to use [default: ./lab.yaml]",
+        show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="print one JSON document on stdout; human output stays on stderr")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="more detail (diffs, tool output)")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="only errors and the summary")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="plain text (NO_COLOR is honoured too)")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    ctx.obj = Options(config=config or Path("lab.yaml"), json=json_out, verbose=verbose, quiet=quiet,
+                      color=False if no_color else None)
+
+
+def _finish(code: int) -> None:
+    raise typer.Exit(code)
+
+
+@app.command()
+def init(ctx: typer.Context,
+         directory: Annotated[Path, typer.Argument(help="folder for the new lab.yaml")] = Path(".")) -> None:
+    """Write a commented lab.yaml to start from (refuses to overwrite one)."""
+    from labup import runs
+
+    _finish(runs.init(ctx.obj, directory))
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="read the lab and show the plan; change nothing")]
+    = False,
+    only: Annotated[list[str] | None, typer.Option("--only", help="run only this phase (repeatable)")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="skip this phase (repeatable)")] = None,
+) -> None:
+    """Run every phase in order (vip, helm, namespace, traefik), then verify."""
+    from labup import runs
+
+    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=only or [], skip=skip or []))
+
+
+@app.command(help="Run one phase. The phases, in order:\n\n" + phases_help().replace("\n", "\n\n"))
+def phase(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PHASE_NAMES)}", show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="read and show the plan; change nothing")]
+    = False,
+) -> None:
+    from labup import runs
+
+    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=[name], skip=[], single=True))
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="skip this check (repeatable)")] = None,
+) -> None:
+    """Prove it works: VIP ARP and holder, Traefik placement, HTTP redirect, certificate, PSA, release."""
+    from labup import runs
+
+    _finish(runs.verify(ctx.obj, only=only or [], skip=skip or []))
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(help="vip (the Talos patch per node) or traefik (Helm values)",
+                                        show_default=False)],
+) -> None:
+    """Print the exact Talos patch or Helm values labup would apply (offline)."""
+    from labup import runs
+
+    _finish(runs.render(ctx.obj, what))
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(
+        help="undo only this phase [default: every phase, newest first]", show_default=False)] = None,
+) -> None:
+    """Undo what labup applied (from the journal), newest first."""
+    from labup import runs
+
+    _finish(runs.rollback(ctx.obj, name))
+
+
+def main() -> None:
+    """Console entry point: usage errors exit 2 (click's own code), labup's errors their own."""
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C outside a run (e.g. while loading): nothing was started
+        sys.stderr.write("labup: interrupted\n")
+        sys.exit(1)

@@ -1,0 +1,420 @@
+"""lab.yaml: the typed model with its defaults, and its validation (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labup import validators as check
+from labup.errors import ConfigError
+
+ROLES = ("controlplane", "worker")
+CHALLENGES = ("http", "tls")
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    role: str
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self.role == "controlplane"
+
+
+@dataclass(frozen=True)
+class Vip:
+    address: str
+    interface: str = "ens18"
+    wait_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Talos:
+    talosconfig: Path | None = None
+    endpoints: tuple[str, ...] = ()
+    context: str | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    kubeconfig: Path | None = None
+    context: str | None = None
+    timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Helm:
+    version: str = "4.1.4"
+    install_dir: Path = field(default_factory=lambda: Path("~/.local/bin").expanduser())
+    download_url: str = "https://get.helm.sh"
+
+
+@dataclass(frozen=True)
+class Acme:
+    email: str
+    challenge: str = "http"
+    staging: bool = False
+    storage_dir: str = "/var/mnt/traefik"
+    resolver: str = "letsencrypt"
+
+
+@dataclass(frozen=True)
+class Traefik:
+    domains: tuple[str, ...]
+    acme: Acme
+    namespace: str = "traefik"
+    release: str = "traefik"
+    chart: str = "traefik/traefik"
+    repo_url: str = "https://traefik.github.io/charts"
+    chart_version: str = "41.3.0"
+    values: Path | None = None
+    wait_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Verify:
+    timeout_s: float = 5.0
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retry policy for transient errors (DESIGN.md §4); bounded in attempts and total time."""
+
+    attempts: int = 5
+    initial_s: float = 1.0
+    max_s: float = 20.0
+    total_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    nodes: tuple[Node, ...]
+    vip: Vip
+    talos: Talos
+    kubernetes: Kubernetes
+    helm: Helm
+    traefik: Traefik
+    verify: Verify
+    retry: Retry
+    source: Path  # the lab.yaml this came from; .labup/ lives beside it
+
+    @property
+    def state_dir(self) -> Path:
+        return self.source.parent / ".labup"
+
+    @property
+    def control_planes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_control_plane)
+
+    @property
+    def workers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if not n.is_control_plane)
+
+    def node_by_address(self, address: str) -> Node | None:
+        return next((n for n in self.nodes if n.address == address), None)
+
+    def node_by_name(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+class _Section:
+    """Reads one mapping of lab.yaml: typed getters that name the field path on error,
+    and a final check that no unknown key is left (with a "did you mean" hint)."""
+
+    def __init__(self, data: Any, path: str, base_dir: Path) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path or "lab.yaml", f"expected a mapping, got {_kind(data)}")
+        self.data = data
+        self.path = path
+        self.base_dir = base_dir
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str, required: bool) -> Any:
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise ConfigError(self.where(key), "is required")
+            return None
+        return self.data[key]
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False,
+            rule: Callable[[str], str | None] | None = None) -> Any:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(self.where(key), f"expected a string, got {_kind(value)}")
+        if rule and (problem := rule(value)):
+            raise ConfigError(self.where(key), problem)
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(self.where(key), f"expected true or false, got {_kind(value)}")
+        return value
+
+    def number(self, key: str, default: float, *, integer: bool = False,
+               low: float = 0, high: float = 86_400) -> Any:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                integer and not isinstance(value, int)):
+            raise ConfigError(self.where(key), f"expected {'an integer' if integer else 'a number'}, "
+                              f"got {_kind(value)}")
+        if not low < value <= high:
+            raise ConfigError(self.where(key), f"must be greater than {low:g} and at most {high:g}, "
+                              f"got {value}")
+        return value
+
+    def path_value(self, key: str, *, must_exist: bool = False) -> Path | None:
+        value = self.str(key)
+        if value is None:
+            return None
+        if "\0" in value or not value.strip():
+            raise ConfigError(self.where(key), "is not a valid path")
+        resolved = Path(value).expanduser()
+        if not resolved.is_absolute():
+            resolved = self.base_dir / resolved
+        if must_exist and not resolved.is_file():
+            raise ConfigError(self.where(key), f"file '{value}' does not exist (looked at {resolved})")
+        return resolved
+
+    def list(self, key: str, *, required: bool = False) -> list[Any]:
+        value = self._get(key, required)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ConfigError(self.where(key), f"expected a list, got {_kind(value)}")
+        return value
+
+    def section(self, key: str) -> _Section:
+        return _Section(self._get(key, False), self.where(key), self.base_dir)
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            key = unknown[0]
+            known = sorted(self.used)
+            guess = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"did you mean '{guess[0]}'?" if guess else f"known keys here: {', '.join(known)}"
+            raise ConfigError(self.where(str(key)), "unknown key", hint=hint)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _nodes(top: _Section) -> tuple[Node, ...]:
+    raw = top.list("nodes", required=True)
+    if not raw:
+        raise ConfigError("nodes", "must list at least one node")
+    nodes: list[Node] = []
+    for i, item in enumerate(raw):
+        s = _Section(item, f"nodes[{i}]", top.base_dir)
+        node = Node(
+            name=s.str("name", required=True, rule=check.dns_subdomain),
+            address=s.str("address", required=True, rule=check.ip_address),
+            role=s.str("role", required=True,
+                       rule=lambda r: None if r in ROLES else f"'{r}' is not one of {', '.join(ROLES)}"),
+        )
+        s.done()
+        for j, other in enumerate(nodes):
+            if other.name == node.name:
+                raise ConfigError(f"nodes[{i}].name", f"'{node.name}' is also the name of nodes[{j}]")
+            if ipaddress.ip_address(other.address) == ipaddress.ip_address(node.address):
+                raise ConfigError(f"nodes[{i}].address",
+                                  f"'{node.address}' is also the address of nodes[{j}] ({other.name})")
+        nodes.append(node)
+    if not any(n.is_control_plane for n in nodes):
+        raise ConfigError("nodes", "needs at least one node with role: controlplane",
+                          hint="the VIP is announced by Talos on control-plane nodes only")
+    return tuple(nodes)
+
+
+def _vip(top: _Section, nodes: tuple[Node, ...]) -> Vip:
+    s = top.section("vip")
+    address = s.str("address", required=True, rule=check.ip_address)
+    for node in nodes:
+        if ipaddress.ip_address(node.address) == ipaddress.ip_address(address):
+            raise ConfigError("vip.address", f"'{address}' is the address of node {node.name}",
+                              hint="the VIP must be a free address in the nodes' subnet, not a node's own")
+    vip = Vip(address=address,
+              interface=s.str("interface", "ens18", rule=check.interface_name),
+              wait_timeout_s=s.number("wait_timeout_s", 120.0, high=3600))
+    s.done()
+    return vip
+
+
+def _talos(top: _Section, nodes: tuple[Node, ...], vip: Vip) -> Talos:
+    s = top.section("talos")
+    endpoints: list[str] = []
+    for i, item in enumerate(s.list("endpoints")):
+        where = f"talos.endpoints[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError(where, f"expected a string, got {_kind(item)}")
+        host = item.rsplit(":", 1)[0] if item.count(":") == 1 else item
+        if host.strip("[]") == vip.address:
+            raise ConfigError(where, f"'{item}' is the VIP",
+                              hint="never use the VIP as a talosctl endpoint: it moves, and is down "
+                                   "exactly when you need Talos to repair it; use control-plane addresses")
+        if check.ip_address(host.strip("[]")) and check.dns_subdomain(host):
+            raise ConfigError(where, f"'{item}' is not an address or host name")
+        endpoints.append(item)
+    talos = Talos(talosconfig=s.path_value("talosconfig", must_exist=False),
+                  endpoints=tuple(endpoints),
+                  context=s.str("context"),
+                  timeout_s=s.number("timeout_s", 30.0, high=600))
+    s.done()
+    return talos
+
+
+def _kubernetes(top: _Section) -> Kubernetes:
+    s = top.section("kubernetes")
+    kube = Kubernetes(kubeconfig=s.path_value("kubeconfig"), context=s.str("context"),
+                      timeout_s=s.number("timeout_s", 15.0, high=600))
+    s.done()
+    return kube
+
+
+def _helm(top: _Section) -> Helm:
+    s = top.section("helm")
+    install_dir = s.path_value("install_dir") or Path("~/.local/bin").expanduser()
+    helm = Helm(version=s.str("version", "4.1.4", rule=check.semver).lstrip("v"),
+                install_dir=install_dir,
+                download_url=s.str("download_url", "https://get.helm.sh", rule=check.url).rstrip("/"))
+    s.done()
+    return helm
+
+
+def _storage_dir(value: str) -> str | None:
+    if not value.startswith("/"):
+        return f"'{value}' must be an absolute path"
+    norm = posixpath.normpath(value)
+    if norm != value.rstrip("/") or not norm.startswith("/var/") or "\0" in value:
+        return (f"'{value}' must be a normalized path under /var "
+                "(Talos' root filesystem is read-only; only /var survives and is writable)")
+    if any(c in value for c in " \t\n;&|`$'\"\\"):
+        return f"'{value}' contains characters not allowed in a host path"
+    return None
+
+
+def _traefik(top: _Section) -> Traefik:
+    s = top.section("traefik")
+    domains_raw = s.list("domains", required=True)
+    if not domains_raw:
+        raise ConfigError("traefik.domains", "must list at least one domain")
+    domains: list[str] = []
+    for i, item in enumerate(domains_raw):
+        if not isinstance(item, str):
+            raise ConfigError(f"traefik.domains[{i}]", f"expected a string, got {_kind(item)}")
+        if problem := check.domain(item):
+            raise ConfigError(f"traefik.domains[{i}]", problem)
+        if item in domains:
+            raise ConfigError(f"traefik.domains[{i}]", f"'{item}' is listed twice")
+        domains.append(item)
+    a = s.section("acme")
+    if "acme" not in s.data:
+        raise ConfigError("traefik.acme.email", "is required")
+    acme = Acme(
+        email=a.str("email", required=True, rule=check.email),
+        challenge=a.str("challenge", "http", rule=lambda c: None if c in CHALLENGES
+                        else f"'{c}' is not one of {', '.join(CHALLENGES)}"),
+        staging=a.bool("staging", False),
+        storage_dir=a.str("storage_dir", "/var/mnt/traefik", rule=_storage_dir).rstrip("/"),
+        resolver=a.str("resolver", "letsencrypt", rule=check.dns_label),
+    )
+    a.done()
+
+    def namespace_rule(value: str) -> str | None:
+        if value in SYSTEM_NAMESPACES:
+            return (f"'{value}' is a system namespace: labup labels its namespace privileged, "
+                    "which must never weaken Pod Security for system workloads")
+        return check.dns_label(value)
+
+    traefik = Traefik(
+        domains=tuple(domains),
+        acme=acme,
+        namespace=s.str("namespace", "traefik", rule=namespace_rule),
+        release=s.str("release", "traefik", rule=lambda v: check.dns_subdomain(v, 53)),
+        chart=s.str("chart", "traefik/traefik", rule=_chart_ref),
+        repo_url=s.str("repo_url", "https://traefik.github.io/charts", rule=check.url),
+        chart_version=s.str("chart_version", "41.3.0", rule=check.semver),
+        values=s.path_value("values", must_exist=True),
+        wait_timeout_s=s.number("wait_timeout_s", 300.0, high=3600),
+    )
+    s.done()
+    return traefik
+
+
+def _chart_ref(value: str) -> str | None:
+    if any(c in value for c in " \t\n;&|`$'\"\\"):
+        return f"'{value}' contains characters not allowed in a chart reference"
+    if value.startswith("oci://") or value.startswith((".", "/", "~")) or value.count("/") == 1:
+        return None
+    return f"'{value}' is not repo/chart, oci://... or a local chart path"
+
+
+def _verify(top: _Section) -> Verify:
+    s = top.section("verify")
+    v = Verify(timeout_s=s.number("timeout_s", 5.0, high=300),
+               ca_file=s.path_value("ca_file", must_exist=True))
+    s.done()
+    return v
+
+
+def _retry(top: _Section) -> Retry:
+    s = top.section("retry")
+    r = Retry(attempts=s.number("attempts", 5, integer=True, high=50),
+              initial_s=s.number("initial_s", 1.0, high=600),
+              max_s=s.number("max_s", 20.0, high=3600),
+              total_s=s.number("total_s", 120.0, high=86_400))
+    s.done()
+    return r
+
+
+def parse(data: Any, source: Path) -> Lab:
+    """Turn parsed YAML into a Lab, or raise ConfigError naming the first bad field."""
+    if data is None:
+        raise ConfigError("", f"{source}: is empty", hint="start from `labup init`")
+    top = _Section(data, "", source.parent)
+    name = top.str("name", "lab", rule=check.dns_label)
+    nodes = _nodes(top)
+    vip = _vip(top, nodes)
+    lab = Lab(name=name, nodes=nodes, vip=vip, talos=_talos(top, nodes, vip),
+              kubernetes=_kubernetes(top), helm=_helm(top), traefik=_traefik(top),
+              verify=_verify(top), retry=_retry(top), source=source)
+    top.done()
+    return lab
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("LABUP_CONFIG") or "lab.yaml")
+
+
+def load(path: Path) -> Lab:
+    """Load and validate lab.yaml; never runs anything."""
+    from labup.yamlsafe import load_file
+
+    return parse(load_file(path), path.absolute())

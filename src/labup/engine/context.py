@@ -1,0 +1,43 @@
+"""What a step can use: the lab, the run mode, facts shared between phases, and the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labup.config import Lab
+from labup.engine.retry import call_with_retry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from labup.ui import Reporter
+
+
+@dataclass
+class Context:
+    lab: Lab
+    dry_run: bool
+    reporter: Reporter
+    facts: dict[str, Any] = field(default_factory=dict)  # e.g. "vip_holder" set by vip, read by traefik
+    _adapters: dict[str, Any] = field(default_factory=dict)
+
+    def retry(self, fn: Callable[[], Any], what: str) -> Any:
+        """Run a read or write with the lab's retry policy, telling the user about each retry."""
+
+        def on_retry(attempt: int, exc: BaseException, sleep: float) -> None:
+            self.reporter.note(f"{what}: attempt {attempt} failed ({_one_line(exc)}); "
+                               f"retrying in {sleep:.1f}s")
+
+        return call_with_retry(self.lab.retry, fn, on_retry=on_retry)
+
+    def adapter(self, name: str, factory: Callable[[Context], Any]) -> Any:
+        """One adapter instance per system per run, created on first use (imports stay lazy)."""
+        if name not in self._adapters:
+            self._adapters[name] = factory(self)
+        return self._adapters[name]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__

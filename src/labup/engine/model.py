@@ -1,0 +1,125 @@
+"""What a phase and a step are, and what a run reports about them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labup.engine.context import Context
+
+
+@dataclass
+class Observation:
+    """What a step read from the live system.
+
+    converged: True (nothing to do), False (a change is needed), None (could not read: unknown).
+    """
+
+    converged: bool | None
+    summary: str
+    diff: str | None = None
+    reason: str | None = None  # why the state is unknown
+    data: dict[str, Any] = field(default_factory=dict)  # whatever apply() needs from the read
+
+    @classmethod
+    def unknown(cls, summary: str, reason: str) -> Observation:
+        return cls(None, summary, reason=reason)
+
+
+class Step(ABC):
+    """One idempotent unit: observe the live state, apply only when not converged, undo on rollback.
+
+    Constructors must not do I/O: `labup rollback` rebuilds steps just to call undo().
+    """
+
+    name: str = "step"
+    long_running: bool = False  # show a spinner
+
+    def preflight(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """Read-only checks run for every step before any write; raise PreflightError to stop."""
+
+    @abstractmethod
+    def observe(self, ctx: Context) -> Observation:
+        """Read the live state (never write) and say whether it is converged."""
+
+    @abstractmethod
+    def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
+        """Make the change. Return the JSON-safe data undo() needs (journaled: never a secret)."""
+
+    def undo(self, ctx: Context, data: dict[str, Any]) -> str:
+        """Undo exactly what apply() did; return a one-line description of what was undone."""
+        raise NotImplementedError(f"step {self.name} cannot be undone")
+
+
+StepsFactory = Callable[["Context"], list[Step]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named, ordered group of steps (built when the phase starts: steps may use earlier facts)."""
+
+    name: str
+    help: str
+    steps: StepsFactory | None = None  # None: not built yet (reported honestly, exit 1)
+
+    @property
+    def built(self) -> bool:
+        return self.steps is not None
+
+
+# Step statuses, as shown to the user and in --json.
+OK = "ok"  # already converged, no write
+CHANGED = "changed"  # applied and checked again
+PLANNED = "would-change"  # dry run: a change is needed
+UNKNOWN = "unknown"  # dry run: live state could not be read
+FAILED = "failed"
+UNDONE = "undone"
+UNDO_FAILED = "undo-failed"
+NOT_BUILT = "not-built"
+SKIPPED = "skipped"
+
+
+@dataclass
+class StepResult:
+    phase: str
+    step: str
+    status: str
+    summary: str = ""
+    diff: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class RunReport:
+    command: str
+    dry_run: bool
+    results: list[StepResult] = field(default_factory=list)
+    undone: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+    exit_code: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "command": self.command,
+            "dry_run": self.dry_run,
+            "ok": self.exit_code == 0,
+            "exit_code": self.exit_code,
+            "steps": [r.as_dict() for r in self.results],
+            "undone": [r.as_dict() for r in self.undone],
+        }
+        if self.error:
+            doc["error"] = self.error
+        if self.hint:
+            doc["hint"] = self.hint
+        doc.update(self.extra)
+        return doc

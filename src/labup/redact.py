@@ -1,0 +1,39 @@
+"""Keep secrets out of everything labup prints or writes: PEM keys, tokens, kubeconfig credentials."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|CERTIFICATE)-----.*?(-----END [A-Z0-9 ]*-----|$)",
+                  re.DOTALL)
+# key: value pairs whose value is a credential (Talos machine config, kubeconfig, bearer headers)
+_SECRET_KV = re.compile(
+    r"(?im)^(\s*-?\s*(?:key|token|secret|password|client-key-data|client-certificate-data|"
+    r"certificate-authority-data|secretboxEncryptionSecret|aescbcEncryptionSecret|bootstraptoken|"
+    r"crt|id-token|refresh-token)\s*:\s*)(\S.*)$")
+_BEARER = re.compile(r"(?i)(authorization:\s*bearer\s+|bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+
+MASK = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """Mask credentials in free text (a tool's stderr, an error message)."""
+    text = _PEM.sub(f"{MASK} (PEM block)", text)
+    text = _SECRET_KV.sub(lambda m: m.group(1) + MASK, text)
+    return _BEARER.sub(lambda m: m.group(1) + MASK, text)
+
+
+def redact_obj(value: Any) -> Any:
+    """Mask credentials inside JSON-like data before it is journaled or printed."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: MASK if str(k).lower() in _SECRET_KEYS else redact_obj(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_obj(v) for v in value]
+    return value
+
+
+_SECRET_KEYS = {"key", "token", "secret", "password", "client-key-data", "client-certificate-data",
+                "bootstraptoken", "secretboxencryptionsecret", "aescbcencryptionsecret", "crt"}

@@ -1,0 +1,226 @@
+"""What each command does, behind the command line: load the lab, lock, run, report, exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labup.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    LabupError,
+    NotBuilt,
+    UsageError,
+)
+from labup.phases import PHASE_NAMES
+
+
+@dataclass
+class Options:
+    config: Path
+    json: bool = False
+    verbose: bool = False
+    quiet: bool = False
+    color: bool | None = None
+
+
+def _reporter(opts: Options) -> Any:
+    from labup.ui import Reporter
+
+    return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose)
+
+
+def _emit_json(opts: Options, doc: dict[str, Any]) -> None:
+    if opts.json:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
+    """Turn labup's errors into a message and their exit code; never a traceback (unless -v)."""
+    try:
+        return body()
+    except LabupError as exc:
+        _reporter(opts).error(exc.message, exc.hint)
+        if exc.exit_code == EXIT_INVALID:
+            _reporter(opts).error("nothing was touched")
+        _emit_json(opts, {"command": command, "ok": False, "exit_code": exc.exit_code,
+                          "error": exc.message, "hint": exc.hint})
+        return exc.exit_code
+    except Exception as exc:
+        if opts.verbose:
+            traceback.print_exc()
+        _reporter(opts).error(f"internal error: {type(exc).__name__}: {exc}",
+                              "this is a labup bug; run again with -v for the traceback")
+        _emit_json(opts, {"command": command, "ok": False, "exit_code": EXIT_FAILED,
+                          "error": f"internal error: {type(exc).__name__}"})
+        return EXIT_FAILED
+
+
+def load_lab(opts: Options) -> Any:
+    from labup.config import load
+
+    return load(opts.config)
+
+
+def _select(names: list[str], only: list[str], skip: list[str], what: str) -> list[str]:
+    for name in [*only, *skip]:
+        if name not in names:
+            raise UsageError(f"unknown {what} '{name}'", hint=f"valid {what}s, in order: {', '.join(names)}")
+    return [n for n in names if (not only or n in only) and n not in skip]
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def init(opts: Options, directory: Path) -> int:
+    def body() -> int:
+        from labup.resources import example_lab
+
+        target = directory / "lab.yaml"
+        if not directory.is_dir():
+            raise UsageError(f"DIR: '{directory}' is not a folder")
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise UsageError(f"{target} already exists: labup init never overwrites it",
+                             hint="edit it, or pass another folder") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(example_lab().read_text())
+        _reporter(opts).note(f"wrote {target}: edit nodes, vip and traefik, then run "
+                             f"`labup -c {target} apply --dry-run`")
+        _emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target)})
+        return EXIT_OK
+
+    return guarded(opts, "init", body)
+
+
+def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], single: bool = False) -> int:
+    command = f"phase {only[0]}" if single else "apply"
+
+    def body() -> int:
+        names = _select(list(PHASE_NAMES), only, skip, "phase")
+        lab = load_lab(opts)
+        from labup.phases import load_phase
+
+        phases = [load_phase(n) for n in names]
+        return run_phases(opts, lab, phases, command + (" --dry-run" if dry_run else ""), dry_run)
+
+    return guarded(opts, command, body)
+
+
+def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run: bool) -> int:
+    """Run phases under the lab's lock and journal (dry runs take neither: they change nothing)."""
+    from labup.engine.context import Context
+    from labup.engine.journal import Journal, ensure_state_dir
+    from labup.engine.lock import LabLock
+    from labup.engine.runner import Runner
+
+    reporter = _reporter(opts)
+    ctx = Context(lab=lab, dry_run=dry_run, reporter=reporter)
+    if dry_run:
+        report = Runner(ctx, phases, command, journal=None).run()
+    else:
+        journal = Journal(ensure_state_dir(lab.state_dir))
+        with LabLock(lab.state_dir, journal.run_id) as lock:
+            lock.set_command(command)
+            if lock.recovered_from:
+                reporter.note(f"recovered a stale lock left by pid {lock.recovered_from.get('pid')} "
+                              f"(since {lock.recovered_from.get('since')}): that process is gone")
+            report = Runner(ctx, phases, command, journal=journal).run()
+    reporter.summary(report)
+    _emit_json(opts, report.as_dict())
+    return report.exit_code
+
+
+def verify(opts: Options, *, only: list[str], skip: list[str]) -> int:
+    def body() -> int:
+        from labup.checks import CHECK_NAMES
+
+        names = _select(list(CHECK_NAMES), only, skip, "check")
+        lab = load_lab(opts)
+        try:
+            from labup.checks import runner as check_runner  # type: ignore[attr-defined]
+        except ImportError:
+            raise NotBuilt("labup verify is not built yet: no check was run, nothing is proven",
+                           hint="its issue is open") from None
+        return check_runner.run_command(opts, lab, names)  # type: ignore[no-any-return]
+
+    return guarded(opts, "verify", body)
+
+
+def render(opts: Options, what: str) -> int:
+    def body() -> int:
+        if what not in ("vip", "traefik"):
+            raise UsageError(f"WHAT: unknown '{what}'", hint="render vip or render traefik")
+        lab = load_lab(opts)
+        import importlib
+
+        module = importlib.import_module(f"labup.phases.{what}")
+        renderer = getattr(module, "render", None)
+        if renderer is None:
+            raise NotBuilt(f"labup render {what} is not built yet: its phase issue is open")
+        text = renderer(lab)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return EXIT_OK
+
+    return guarded(opts, f"render {what}", body)
+
+
+def rollback(opts: Options, phase: str | None) -> int:
+    def body() -> int:
+        if phase is not None:
+            _select(list(PHASE_NAMES), [phase], [], "phase")
+        lab = load_lab(opts)
+        return _rollback(opts, lab, phase)
+
+    return guarded(opts, "rollback", body)
+
+
+def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
+    from labup.engine import model as m
+    from labup.engine.context import Context
+    from labup.engine.journal import Journal, ensure_state_dir
+    from labup.engine.lock import LabLock
+    from labup.engine.runner import undo_all
+    from labup.engine.signals import SignalGuard
+    from labup.phases import load_phase
+
+    reporter = _reporter(opts)
+    journal = Journal(ensure_state_dir(lab.state_dir))
+    report = m.RunReport(command="rollback" + (f" {phase}" if phase else ""), dry_run=False)
+    with LabLock(lab.state_dir, journal.run_id) as lock:
+        lock.set_command(report.command)
+        pending = journal.pending_undos(phase)
+        if not pending:
+            reporter.note("nothing to roll back: the journal has no change labup still owns")
+        else:
+            journal.start(report.command, sorted({p.phase for p in pending}))
+            ctx = Context(lab=lab, dry_run=False, reporter=reporter)
+            steps: dict[tuple[str, str], m.Step] = {}
+            for name in dict.fromkeys(p.phase for p in pending):
+                built = load_phase(name)
+                for step in built.steps(ctx) if built.steps else []:
+                    steps[(name, step.name)] = step
+            reporter.phase("rollback")
+            guard = SignalGuard(reporter.note)
+            with guard, guard.shield():
+                report.undone = undo_all(ctx, pending, steps, journal)
+            left = [r for r in report.undone if r.status == m.UNDO_FAILED]
+            if left:
+                from labup.errors import EXIT_ROLLBACK_INCOMPLETE
+
+                report.exit_code = EXIT_ROLLBACK_INCOMPLETE
+                report.error = f"{len(left)} change(s) could not be undone"
+                report.hint = "; ".join(f"{r.phase}/{r.step}: {r.error}" for r in left)
+            journal.write("run-end", exit_code=report.exit_code)
+    reporter.summary(report)
+    _emit_json(opts, report.as_dict())
+    return report.exit_code

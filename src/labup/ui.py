@@ -1,0 +1,135 @@
+"""Human output on stderr: rich (spinner, colours, a summary table) on a terminal, plain lines otherwise.
+
+rich is imported only when a terminal wants it, so scripted runs and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
+
+from labup.redact import redact
+
+if TYPE_CHECKING:
+    from labup.engine.model import RunReport, StepResult
+
+_STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "unknown": "magenta",
+          "failed": "bold red", "undone": "yellow", "undo-failed": "bold red", "not-built": "red",
+          "skipped": "dim", "pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+class Reporter:
+    """Shows progress one line per step; `quiet` keeps only errors and the summary."""
+
+    def __init__(self, *, color: bool | None = None, quiet: bool = False, verbose: bool = False,
+                 stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        tty = self.stream.isatty()
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self.rich = tty and not no_color and (color is not False)
+        self.quiet = quiet
+        self.verbose = verbose
+        self._current: tuple[str, str] | None = None
+        self._console: Any = None
+
+    # -- rich plumbing ---------------------------------------------------------------------------
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False)
+        return self._console
+
+    def _line(self, text: str, style: str | None = None) -> None:
+        if self.rich:
+            from rich.text import Text
+
+            self.console.print(Text(text, style=style or ""))
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def phase(self, name: str) -> None:
+        if not self.quiet:
+            self._line(f"== {name}", "bold")
+
+    @contextmanager
+    def step(self, phase: str, step: str, spinner: bool = False) -> Iterator[None]:
+        self._current = (phase, step)
+        try:
+            if self.rich and spinner and not self.quiet:
+                with self.console.status(f"{phase}/{step} ..."):
+                    yield
+            else:
+                yield
+        finally:
+            self._current = None
+
+    def current_step(self) -> tuple[str, str] | None:
+        return self._current
+
+    def result(self, r: StepResult) -> None:
+        if self.quiet and r.status not in ("failed", "undo-failed"):
+            return
+        text = f"  {r.status:<12} {r.phase}/{r.step}"
+        if r.summary:
+            text += f": {redact(r.summary)}"
+        self._line(text, _STYLE.get(r.status))
+        if r.error:
+            self._line(f"    error: {redact(r.error)}", "red")
+        if r.hint:
+            self._line(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
+        if r.diff and (r.status in ("would-change", "changed") or self.verbose):
+            for line in redact(r.diff).rstrip("\n").splitlines():
+                self._line(f"    {line}", _diff_style(line))
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self._line(f"  .. {redact(text)}", "dim")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self._line(f"labup: error: {redact(message)}", "bold red")
+        if hint:
+            self._line(f"labup: hint: {redact(hint)}", "yellow")
+
+    def summary(self, report: RunReport) -> None:
+        rows = report.results + report.undone
+        if not rows:
+            return
+        if self.rich:
+            from rich.table import Table
+
+            table = Table(title=f"labup {report.command}" + (" (dry run)" if report.dry_run else ""),
+                          title_justify="left")
+            for col in ("phase", "step", "status", "detail"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(r.phase, r.step, f"[{_STYLE.get(r.status, '')}]{r.status}[/]",
+                              redact(r.error or r.summary or ""))
+            self.console.print(table)
+        else:
+            counts: dict[str, int] = {}
+            for r in rows:
+                counts[r.status] = counts.get(r.status, 0) + 1
+            self._line("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if report.error:
+            self.error(report.error, report.hint)
+        elif report.dry_run:
+            self._line("dry run: nothing was changed", "dim")
+
+
+def _diff_style(line: str) -> str | None:
+    if line.startswith("+"):
+        return "green"
+    if line.startswith("-"):
+        return "red"
+    if line.startswith("@@"):
+        return "cyan"
+    return None

@@ -1,0 +1,100 @@
+"""Single-value checks for lab.yaml; each returns None when valid, else what is wrong."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
+_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
+_SHELL_META = set(";&|`$<>()\\\"' \t\n*?[]{}!#~")
+
+
+def dns_label(value: str) -> str | None:
+    """RFC 1123 label: a namespace or a lab name."""
+    if not _DNS_LABEL.match(value):
+        return (f"'{value}' is not a valid RFC 1123 label "
+                "(lower-case letters, digits and '-', 1-63 characters, starting and ending alphanumeric)")
+    return None
+
+
+def dns_subdomain(value: str, max_len: int = 253) -> str | None:
+    """RFC 1123 subdomain: a Kubernetes node name or a Helm release (max 53)."""
+    if len(value) > max_len:
+        return f"'{value}' is longer than {max_len} characters"
+    if not value or any(dns_label(part) for part in value.split(".")):
+        return (f"'{value}' is not a valid RFC 1123 name "
+                "(lower-case letters, digits, '-' and '.', each part starting and ending alphanumeric)")
+    return None
+
+
+def domain(value: str) -> str | None:
+    """A DNS domain for a certificate: RFC 1123, at least two labels, no shell metacharacters."""
+    bad = sorted(set(value) & _SHELL_META)
+    if bad:
+        return f"'{value}' contains characters not allowed in a domain: {' '.join(repr(c) for c in bad)}"
+    if value != value.lower():
+        return f"'{value}' must be lower case"
+    if "." not in value.strip("."):
+        return f"'{value}' is not a fully qualified domain (expected e.g. example.net)"
+    if value.endswith(".") or dns_subdomain(value):
+        return f"'{value}' is not a valid RFC 1123 domain"
+    if value.rsplit(".", 1)[1].isdigit():
+        return f"'{value}' looks like an IP address, not a domain"
+    return None
+
+
+def ip_address(value: str) -> str | None:
+    """A bare IPv4/IPv6 address (no prefix length, no port)."""
+    if "/" in value:
+        return f"'{value}' has a prefix length; give the bare address (e.g. {value.split('/')[0]})"
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return f"'{value}' is not an IPv4 or IPv6 address"
+    if addr.is_unspecified or addr.is_loopback or addr.is_multicast:
+        return f"'{value}' is a loopback, multicast or unspecified address"
+    return None
+
+
+def interface_name(value: str) -> str | None:
+    """A Linux interface name: 1-15 bytes, no '/', ':' or whitespace, not '.' or '..'."""
+    if not value or len(value.encode()) > 15:
+        return f"'{value}' is not a Linux interface name (1-15 characters)"
+    if value in (".", "..") or any(c in value for c in "/: \t\n") or not value.isprintable():
+        return f"'{value}' is not a Linux interface name (no '/', ':' or spaces)"
+    return None
+
+
+def email(value: str) -> str | None:
+    """An ACME account e-mail: local@domain, with a real domain."""
+    local, sep, dom = value.rpartition("@")
+    if not sep or not _EMAIL_LOCAL.match(local) or local.startswith(".") or ".." in local:
+        return f"'{value}' is not a valid e-mail address"
+    if domain(dom):
+        return f"'{value}' is not a valid e-mail address (bad domain '{dom}')"
+    return None
+
+
+def semver(value: str) -> str | None:
+    """A semantic version, e.g. 4.1.4 or 41.3.0 (a leading v is accepted)."""
+    if not _SEMVER.match(value):
+        return f"'{value}' is not a semantic version (expected MAJOR.MINOR.PATCH, e.g. 4.1.4)"
+    return None
+
+
+def url(value: str) -> str | None:
+    """An http(s) URL without spaces or shell metacharacters."""
+    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%+-]*)?$", value):
+        return f"'{value}' is not an http(s) URL"
+    return None
+
+
+def version_tuple(value: str) -> tuple[int, int, int]:
+    """'v1.13.0' or '4.1.4-rc.1' -> (1, 13, 0); callers validate with semver() first."""
+    core = value.lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    major, minor, patch = (int(part) for part in core.split(".")[:3])
+    return major, minor, patch

@@ -1,0 +1,63 @@
+"""Shared fixtures. Test-infrastructure packages (talos_sim, kubeemu, netlab) live beside this file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "lab.yaml"
+LABUP = str(Path(sys.executable).with_name("labup"))
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def example_data() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.fixture
+def write_lab(tmp_path: Path) -> Callable[..., Path]:
+    """Write a lab.yaml (the example, changed by `edit`) into tmp_path and return its path."""
+
+    def write(data: dict | None = None, text: str | None = None, name: str = "lab.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text if text is not None else yaml.safe_dump(data or example_data()))
+        return path
+
+    return write
+
+
+def run_labup(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `labup` command as a user would."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([LABUP, *args], capture_output=True, text=True, env=full_env, cwd=cwd,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def labup() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_labup
+
+
+@pytest.fixture
+def no_outside_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A PATH with no talosctl/helm/kubectl and no kubeconfig: the 'fresh laptop' case."""
+    bin_dir = tmp_path / "empty-bin"
+    bin_dir.mkdir()
+    for tool in ("python3", "ip"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{bin_dir}")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("TALOSCONFIG", str(tmp_path / "no-talosconfig"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -1,0 +1,158 @@
+"""The four PATCH flavours clients send, on plain JSON-like dicts.
+
+Strategic merge patch is treated as a JSON merge patch (lists are replaced whole); server-side apply
+is approximated per field manager: fields the manager applied last time and dropped now are removed,
+everything it applies now is merged in (lists replaced whole).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .errors import ApiError
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _strip_directives(value: Any) -> Any:
+    """Drop strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`)."""
+    if isinstance(value, dict):
+        return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$")}
+    if isinstance(value, list):
+        return [_strip_directives(v) for v in value]
+    return value
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    return merge_patch(target, _strip_directives(patch))
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """The merge patch that turns `old` into `new` (removed keys become None)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return copy.deepcopy(new)
+    diff: dict[str, Any] = {}
+    for key in old:
+        if key not in new:
+            diff[key] = None
+    for key, value in new.items():
+        if key not in old:
+            diff[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            diff[key] = merge_diff(old[key], value)
+    return diff
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ApiError(422, f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _resolve(doc: Any, parts: list[str]) -> Any:
+    cur = doc
+    for p in parts:
+        if isinstance(cur, list):
+            cur = cur[int(p)]
+        elif isinstance(cur, dict):
+            cur = cur[p]
+        else:
+            raise KeyError(p)
+    return cur
+
+
+def _add(doc: Any, parts: list[str], value: Any) -> Any:
+    if not parts:
+        return value
+    parent = _resolve(doc, parts[:-1])
+    last = parts[-1]
+    if isinstance(parent, list):
+        parent.insert(len(parent) if last == "-" else int(last), value)
+    else:
+        parent[last] = value
+    return doc
+
+
+def _remove(doc: Any, parts: list[str]) -> Any:
+    parent = _resolve(doc, parts[:-1])
+    last = parts[-1]
+    if isinstance(parent, list):
+        return parent.pop(int(last))
+    return parent.pop(last)
+
+
+def json_patch(target: Any, ops: Any) -> Any:
+    """RFC 6902."""
+    if not isinstance(ops, list):
+        raise ApiError(400, "json patch must be a list of operations")
+    doc = copy.deepcopy(target)
+    for op in ops:
+        kind, parts = op.get("op"), _pointer(op.get("path", ""))
+        try:
+            if kind == "add":
+                doc = _add(doc, parts, copy.deepcopy(op["value"]))
+            elif kind == "remove":
+                _remove(doc, parts)
+            elif kind == "replace":
+                _resolve(doc, parts)  # must exist
+                if parts:
+                    _remove(doc, parts)
+                doc = _add(doc, parts, copy.deepcopy(op["value"]))
+            elif kind in ("move", "copy"):
+                src = _pointer(op["from"])
+                value = copy.deepcopy(_resolve(doc, src))
+                if kind == "move":
+                    _remove(doc, src)
+                doc = _add(doc, parts, value)
+            elif kind == "test":
+                if _resolve(doc, parts) != op.get("value"):
+                    raise ApiError(422, f"the server rejected our request due to an error in our request: "
+                                        f"test operation failed at {op.get('path')}")
+            else:
+                raise ApiError(400, f"unknown json patch op {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise ApiError(
+                422, f"the server rejected our request due to an error in our request: "
+                     f"{kind} operation does not apply: doc is missing path: {op.get('path')}",
+            ) from exc
+    return doc
+
+
+def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any], last_applied: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """Server-side apply, simplified: a 3-way merge of this manager's previous and current intent."""
+    if live is None:
+        return copy.deepcopy(applied)
+    return merge_patch(live, _intent(last_applied or {}, applied))
+
+
+def _intent(last: Any, new: Any) -> Any:
+    """`new` as a merge patch, plus None for every field `last` had and `new` dropped."""
+    if not isinstance(new, dict):
+        return copy.deepcopy(new)
+    out = {k: _intent(last.get(k) if isinstance(last, dict) else None, v) for k, v in new.items()}
+    if isinstance(last, dict):
+        for key in last:
+            if key not in new:
+                out[key] = None
+    return out
