@@ -61,3 +61,6 @@ def no_outside_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.setenv("TALOSCONFIG", str(tmp_path / "no-talosconfig"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+# the namespace lab: fixtures `netlab` and `netlab_certs` (tests/netlab/fixtures.py)
+pytest_plugins = ["netlab.fixtures"]

@@ -186,9 +186,7 @@ def test_tls_verifies_against_the_test_ca_with_sni(netlab: NetLab, netlab_certs:
         netlab.call_in("cl", lambda: tls_get(VIP, "other.example", cafile=ca))
 
 
-def test_server_bound_to_the_vip_can_start_before_the_vip_exists(
-    netlab: NetLab, netlab_certs: CertSet
-) -> None:
+def test_server_bound_to_the_vip_can_start_before_the_vip_exists(netlab: NetLab, netlab_certs: CertSet) -> None:
     good = netlab_certs.good
     netlab.start_standin("cp", good.cert_path, good.key_path, bind=VIP)  # IP_FREEBIND
     netlab.add_vip("cp")
@@ -217,9 +215,7 @@ def test_certificate_modes(netlab: NetLab, netlab_certs: CertSet, mode: str) -> 
             netlab.call_in("cl", lambda: tls_get(VIP, "tazlab.example", cafile=ca))
 
 
-def test_connection_paradox_vip_answers_arp_but_port_80_is_refused(
-    netlab: NetLab, netlab_certs: CertSet
-) -> None:
+def test_connection_paradox_vip_answers_arp_but_port_80_is_refused(netlab: NetLab, netlab_certs: CertSet) -> None:
     # wall 5: the VIP sits on the control plane, Traefik runs on the worker
     good = netlab_certs.good
     netlab.start_standin("wk", good.cert_path, good.key_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
 import uuid
@@ -221,7 +222,8 @@ class Store:
     # --- watching ------------------------------------------------------------------------------
     def events_after(self, rv: int) -> list[Event]:
         with self._cond:
-            return [e for e in self._events if e.rv > rv]
+            # rvs are appended in increasing order: bisect instead of scanning the whole log
+            return self._events[bisect.bisect_right(self._events, rv, key=lambda e: e.rv):]
 
     def wait_for_change(self, rv: int, timeout: float) -> None:
         """Block until an event newer than `rv` exists, the store closes, or `timeout` passes."""

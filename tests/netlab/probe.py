@@ -21,9 +21,7 @@ class HttpAnswer:
     body: bytes
 
 
-def http_get(
-    addr: str, port: int = 80, host: str | None = None, path: str = "/", timeout: float = 3.0
-) -> HttpAnswer:
+def http_get(addr: str, port: int = 80, host: str | None = None, path: str = "/", timeout: float = 3.0) -> HttpAnswer:
     conn = http.client.HTTPConnection(addr, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host or addr})
@@ -40,9 +38,7 @@ class TlsAnswer:
     status: int  # HTTP status of GET / over the TLS connection
 
 
-def tls_get(
-    addr: str, sni: str, cafile: str | None = None, port: int = 443, timeout: float = 3.0
-) -> TlsAnswer:
+def tls_get(addr: str, sni: str, cafile: str | None = None, port: int = 443, timeout: float = 3.0) -> TlsAnswer:
     """Connect to ``addr`` with SNI ``sni``. With ``cafile`` the chain and name must verify (else
     ``ssl.SSLCertVerificationError``); without it, the certificate is fetched unverified."""
     if cafile:

@@ -1,0 +1,1 @@
+"""One module per outside system: the only code in labup that spawns a process or opens a socket."""

@@ -1,0 +1,97 @@
+"""Run an outside tool (talosctl, helm) through `sh`: explicit argv, never a shell, always a timeout.
+
+Output is returned, never logged: talosctl's stdout can be the machine config (the cluster's CA keys).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labup.errors import LabupError, TransientError
+from labup.redact import redact
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class ToolFailed(LabupError):
+    """A tool exited non-zero; `stderr` is its own (redacted) message."""
+
+    def __init__(self, tool: str, exit_code: int, stderr: str, hint: str | None = None) -> None:
+        text = redact(stderr.strip()) or f"{tool} exited {exit_code} without a message"
+        super().__init__(f"{tool} failed (exit {exit_code}): {text}", hint)
+        self.tool = tool
+        self.exit_code_of_tool = exit_code
+        self.stderr = redact(stderr)
+
+
+class ToolTimeout(TransientError):
+    pass
+
+
+def find_tool(name: str, extra_dirs: Sequence[Path] = ()) -> Path | None:
+    """The tool on PATH, else in one of extra_dirs (e.g. helm.install_dir)."""
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    for folder in extra_dirs:
+        candidate = Path(folder).expanduser() / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
+             env: Mapping[str, str] | None = None, stdin: str | None = None,
+             check: bool = True) -> ToolResult:
+    """Run binary with args; raise ToolFailed on a non-zero exit (if check), ToolTimeout on timeout.
+
+    The child is killed if labup is interrupted while waiting, so no orphan keeps writing.
+    """
+    import sh
+
+    name = Path(str(binary)).name
+    argv = (str(binary), *args)
+    full_env = dict(os.environ) | dict(env or {})
+    command = sh.Command(str(binary))
+    try:
+        running = command(*args, _bg=True, _env=full_env, _in=stdin, _timeout=timeout,
+                          _tty_out=False, _return_cmd=True, _ok_code=list(range(256)),
+                          _bg_exc=False, _encoding="utf-8", _decode_errors="replace")
+    except sh.CommandNotFound:
+        raise LabupError(f"{name}: not found at {binary}") from None
+    try:
+        running.wait()
+    except sh.TimeoutException:
+        raise ToolTimeout(f"{name} {' '.join(args[:3])}: no answer within {timeout:g}s") from None
+    except BaseException:
+        _kill(running)
+        raise
+    result = ToolResult(argv, running.exit_code, _text(running.stdout), _text(running.stderr))
+    if check and result.exit_code != 0:
+        raise ToolFailed(name, result.exit_code, result.stderr)
+    return result
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _kill(running: object) -> None:
+    process = getattr(running, "process", None)
+    try:
+        if process is not None and process.is_alive()[0]:
+            process.terminate()
+    except Exception:  # already gone: nothing to clean up
+        pass
