@@ -1,3 +1,3 @@
-from labup.cli import main
+from labup.entry import main
 
 main()

@@ -130,7 +130,7 @@ def rollback(
 def main() -> None:
     """Console entry point: usage errors exit 2 (click's own code), labup's errors their own."""
     try:
-        app()
+        app(prog_name="labup")
     except KeyboardInterrupt:  # Ctrl-C outside a run (e.g. while loading): nothing was started
         sys.stderr.write("labup: interrupted\n")
         sys.exit(1)

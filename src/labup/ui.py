@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -90,6 +90,35 @@ class Reporter:
             for line in redact(r.diff).rstrip("\n").splitlines():
                 self._line(f"    {line}", _diff_style(line))
 
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A byte counter for a download; yields advance(nbytes).
+
+        A rich bar (size, speed, time left) on a terminal, gone when done; otherwise one line, so
+        logs and CI output get no stream of percentages."""
+        if self.quiet:
+            yield lambda n: None
+            return
+        if not self.rich:
+            size = f" ({_size(total)})" if total else ""
+            self._line(f"  .. {redact(description)}{size}")
+            yield lambda n: None
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        columns = (TextColumn("  {task.description}"), BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task(redact(description), total=total)
+            yield lambda n: bar.advance(task, n)
+
     def note(self, text: str) -> None:
         if not self.quiet:
             self._line(f"  .. {redact(text)}", "dim")
@@ -123,6 +152,17 @@ class Reporter:
             self.error(report.error, report.hint)
         elif report.dry_run:
             self._line("dry run: nothing was changed", "dim")
+
+
+def _size(nbytes: int) -> str:
+    if nbytes < 1000:
+        return f"{nbytes} B"
+    value = float(nbytes)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1000
+        if value < 1000:
+            break
+    return f"{value:.1f} {unit}"
 
 
 def _diff_style(line: str) -> str | None:

@@ -55,8 +55,9 @@ class Controllers:
         self.registry = registry
         self.admission = admission
         self.scheduler: Scheduler = first_ready_node
-        # Deployments (by "name" or "namespace/name") whose pods run but never become ready.
-        self.never_ready: set[str] = set()
+        # (workload "name" or "namespace/name", image or None): pods of that workload (running that
+        # image) start but never become ready, like a broken release would.
+        self.never_ready: set[tuple[str, str | None]] = set()
         self._lock = threading.RLock()  # reconciles nest (a status write re-triggers them)
         self._pod_seq = 0
 
@@ -87,9 +88,11 @@ class Controllers:
                     self.on_event("MODIFIED", rt, obj)
 
     # --- pods ----------------------------------------------------------------------------------
-    def _is_stuck(self, owner: Obj) -> bool:
+    def _is_stuck(self, owner: Obj, template: Obj) -> bool:
         meta = owner["metadata"]
-        return meta["name"] in self.never_ready or f"{meta.get('namespace')}/{meta['name']}" in self.never_ready
+        names = {meta["name"], f"{meta.get('namespace')}/{meta['name']}"}
+        images = {c.get("image") for c in (template.get("spec") or {}).get("containers") or []}
+        return any(name in names and (image is None or image in images) for name, image in self.never_ready)
 
     def _pod_status(self, pod: Obj, node: Obj | None, ready: bool) -> Obj:
         if node is None:
@@ -223,7 +226,7 @@ class Controllers:
         elif rs["spec"] != rs_spec:
             rs["spec"] = rs_spec
             rs = self.store.update(rs_rt, ns, rs_name, rs)
-        ready = self._sync_pods(rs, rs_template, desired, {"pod-template-hash": pth}, self._is_stuck(dep))
+        ready = self._sync_pods(rs, rs_template, desired, {"pod-template-hash": pth}, self._is_stuck(dep, template))
         pods = self._owned_pods(rs)
         self._write_status(rs_rt, rs, {
             "replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
@@ -285,7 +288,7 @@ class Controllers:
         template = (ds.get("spec") or {}).get("template") or {}
         rev = _hash(template)
         pod_rt = self._rt("v1", "Pod")
-        stuck = self._is_stuck(ds)
+        stuck = self._is_stuck(ds, template)
         pods = self._owned_pods(ds)
         for pod in pods:
             if pod["metadata"].get("labels", {}).get("controller-revision-hash") != rev:

@@ -97,9 +97,10 @@ class KubeEmulator:
         """The next `count` requests with METHOD ("*" = any) whose path matches regex `path` get `status`."""
         return self.faults.add(method, path, status, count, message)
 
-    def never_ready(self, name: str) -> None:
-        """Deployment/DaemonSet `name` (or "namespace/name") keeps running unready pods from now on."""
-        self.controllers.never_ready.add(name)
+    def never_ready(self, name: str, image: str | None = None) -> None:
+        """Pods created from now on for Deployment/DaemonSet `name` (or "namespace/name") run but never
+        become ready; with `image`, only pods whose template uses that image (a "broken release")."""
+        self.controllers.never_ready.add((name, image))
         self.controllers.resync()
 
     def add_admission_hook(self, hook: AdmissionHook) -> None:

@@ -6,9 +6,8 @@ comparison, as it is in talosctl (it compares the re-encoded config with the nod
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import yaml
 
@@ -57,7 +56,7 @@ def dump_docs(docs: list[Any]) -> str:
 
 
 def load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
 
 
 def load_docs(text: str) -> list[Any]:

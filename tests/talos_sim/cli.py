@@ -1,0 +1,47 @@
+"""`talosctl` entry point: parse argv, run one command against the shared state, log the call."""
+
+from __future__ import annotations
+
+import sys
+
+from talos_sim import argv as argparse_
+from talos_sim.commands import COMMANDS, Context
+from talos_sim.errors import TalosError
+from talos_sim.store import StateFile
+
+
+def main(args: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if args is None else args)
+    store = StateFile.from_env()
+    with store.edit() as lab:
+        call: dict[str, object] = {"argv": args, "verb": None, "nodes": [], "rc": None}
+        lab.calls.append(call)  # logged before parsing: even a bad call is a call
+        ctx = Context(lab=lab, inv=argparse_.Invocation(command="?"), call=call)
+        rc = _run(ctx, args)
+        call["rc"] = rc
+    # Written after the state is saved and the lock released.
+    sys.stdout.write("".join(ctx.out))
+    sys.stderr.write("".join(ctx.err))
+    return rc
+
+
+def _run(ctx: Context, args: list[str]) -> int:
+    try:
+        inv = argparse_.parse(args)
+        ctx.inv = inv
+        ctx.call["verb"] = inv.command
+        ctx.call["nodes"] = inv.nodes
+        if inv.command == "help" or inv.get("help"):
+            ctx.out.append(argparse_.usage(None if inv.command == "help" else inv.command))
+            return 0
+        return COMMANDS[inv.command](ctx)
+    except argparse_.UsageError as exc:
+        ctx.err.append(exc.message + "\n\n" + argparse_.usage(exc.command) + "\n")
+        return 1
+    except TalosError as exc:
+        ctx.err.append(exc.message + "\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
