@@ -5,9 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 HELM_DIR := .tools/helm
 
-.PHONY: install test lint bench demo clean
+.PHONY: install system test lint bench demo clean
 
-install: $(BIN)/labup $(HELM_DIR)/4.1.4/helm $(HELM_DIR)/3.17.3/helm
+install: system $(BIN)/labup $(HELM_DIR)/4.1.4/helm $(HELM_DIR)/3.17.3/helm
+
+# tests use strace (proving dry-runs send nothing) and iproute2 (network namespaces)
+system:
+	@command -v strace >/dev/null && command -v ip >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq strace iproute2; }
 
 $(BIN)/labup: pyproject.toml
 	$(PY) -m venv $(VENV)

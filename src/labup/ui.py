@@ -155,14 +155,13 @@ class Reporter:
 
 
 def _size(nbytes: int) -> str:
-    if nbytes < 1000:
+    if nbytes < 1_000:
         return f"{nbytes} B"
-    value = float(nbytes)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1000
-        if value < 1000:
-            break
-    return f"{value:.1f} {unit}"
+    if nbytes < 1_000_000:
+        return f"{nbytes / 1e3:.1f} KB"
+    if nbytes < 1_000_000_000:
+        return f"{nbytes / 1e6:.1f} MB"
+    return f"{nbytes / 1e9:.1f} GB"
 
 
 def _diff_style(line: str) -> str | None:

@@ -54,7 +54,7 @@ class KubeEmulator:
         handler = type("BoundApiHandler", (ApiHandler,), {"emu": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="kubeemu", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="kubeemu", daemon=True)
         self._thread.start()
         return self
 

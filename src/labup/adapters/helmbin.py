@@ -105,7 +105,7 @@ def candidates(install_dir: Path) -> list[Path]:
     if on_path:
         found.append(on_path)
     local = install_dir / HELM
-    if local.is_file() and os.access(local, os.X_OK) and not any(_same(local, p) for p in found):
+    if local.is_file() and os.access(local, os.X_OK) and not any(same_file(local, p) for p in found):
         found.append(local)
     return found
 
@@ -121,7 +121,8 @@ def find(install_dir: Path, minimum: str) -> tuple[HelmBinary | None, list[Seen]
     return None, seen
 
 
-def _same(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """True when both name one file (PATH may reach install_dir through another spelling)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
