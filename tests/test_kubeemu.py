@@ -13,14 +13,10 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from kubeemu import KubeEmulator
-from kubeemu.fixtures import (  # noqa: F401  (fixtures)
-    emu_kubeconfig,
-    helm_binary,
-    helm_env,
-    kube_emulator,
-    run_helm,
-)
 from kubeemu.helmrelease import decode_release, release_secrets, set_latest_status
+from kubeemu.helmrun import helm_binary, run_helm
+
+pytest_plugins = ["kubeemu.fixtures"]  # kube_emulator, emu_kubeconfig, helm_env
 
 CHART = Path(__file__).parent / "charts" / "mini"
 
@@ -228,13 +224,13 @@ class Helm:
 
 
 @pytest.fixture
-def make_helm(emu_kubeconfig: Path, helm_env: dict[str, str]) -> Any:  # noqa: F811
+def make_helm(emu_kubeconfig: Path, helm_env: dict[str, str]) -> Any:
     return lambda version: Helm(version, emu_kubeconfig, helm_env)
 
 
 @pytest.mark.helm
 @pytest.mark.parametrize("version", HELM_PARAMS)
-def test_helm_full_lifecycle(version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:  # noqa: F811
+def test_helm_full_lifecycle(version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:
     helm = make_helm(version)
     code, out = helm.upgrade("web", "apps")
     assert code == 0, out
@@ -264,13 +260,15 @@ def test_helm_full_lifecycle(version: str, make_helm: Any, kube_emulator: KubeEm
 @pytest.mark.helm
 @pytest.mark.parametrize("version", HELM_PARAMS)
 def test_helm_rolls_back_an_upgrade_that_never_gets_ready(
-        version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:  # noqa: F811
+        version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:
     helm = make_helm(version)
     assert helm.upgrade("web", "apps")[0] == 0
     kube_emulator.never_ready("web-web", image="registry.example/mini:broken")
     code, out = helm.upgrade("web", "apps", "--set", "image=registry.example/mini:broken", timeout="3s")
     assert code != 0
-    assert "rolled back" in out or "rollback" in out.lower(), out
+    # helm 3: "...has been rolled back due to atomic being set"; helm 4: "...due to rollback-on-failure
+    # being set: resource Deployment/apps/web-web not ready. status: InProgress, message: Available: 0/1"
+    assert "has been rolled back" in out, out
     history = helm.json("history", "web", "-n", "apps")
     assert [(h["revision"], h["status"]) for h in history] == [
         (1, "superseded"), (2, "failed"), (3, "deployed")]
@@ -282,7 +280,7 @@ def test_helm_rolls_back_an_upgrade_that_never_gets_ready(
 @pytest.mark.helm
 @pytest.mark.parametrize("version", HELM_PARAMS)
 def test_helm_pending_upgrade_blocks_the_next_upgrade(
-        version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:  # noqa: F811
+        version: str, make_helm: Any, kube_emulator: KubeEmulator) -> None:
     helm = make_helm(version)
     assert helm.upgrade("web", "apps")[0] == 0
     release = set_latest_status(kube_emulator, "apps", "web", "pending-upgrade")
@@ -295,3 +293,98 @@ def test_helm_pending_upgrade_blocks_the_next_upgrade(
     assert len(kube_emulator.log.entries(writes_only=True)) == writes_before  # refused before writing
     assert decode_release(release_secrets(kube_emulator, "apps", "web")[-1])["info"]["status"] == (
         "pending-upgrade")
+
+
+def _raw(emu: KubeEmulator, method: str, path: str, body: Any = None,
+         content_type: str = "application/json") -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(emu.url + path, data=data, method=method, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_discovery_and_server_side_apply(kube_emulator: KubeEmulator) -> None:
+    assert _raw(kube_emulator, "GET", "/api/v1")[1]["groupVersion"] == "v1"
+    assert _raw(kube_emulator, "GET", "/apis/apps/v1")[1]["groupVersion"] == "apps/v1"
+    assert _raw(kube_emulator, "GET", "/version/")[1]["gitVersion"].startswith("v1.")
+    path = "/api/v1/namespaces/default/configmaps/ssa?fieldManager=helm"
+    apply = "application/apply-patch+yaml"
+    code, obj = _raw(kube_emulator, "PATCH", path, {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1", "b": "2"}}, apply)
+    assert code == 201 and obj["data"] == {"a": "1", "b": "2"}
+    # A field the manager stops applying is removed; one set by someone else stays.
+    _raw(kube_emulator, "PATCH", "/api/v1/namespaces/default/configmaps/ssa", {"data": {"c": "3"}},
+         "application/merge-patch+json")
+    code, obj = _raw(kube_emulator, "PATCH", path, {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}}, apply)
+    assert code == 200 and obj["data"] == {"a": "1", "c": "3"}
+    assert _raw(kube_emulator, "GET", "/apis/example.com/v1/widgets")[0] == 404
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("version", HELM_PARAMS)
+def test_helm_chart_with_crds_and_cluster_scoped_kinds(
+        version: str, make_helm: Any, kube_emulator: KubeEmulator, tmp_path: Path) -> None:
+    chart = tmp_path / "crdchart"
+    (chart / "crds").mkdir(parents=True)
+    (chart / "templates").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: crdchart\nversion: 0.1.0\n")
+    (chart / "crds" / "widgets.yaml").write_text(json.dumps({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}))
+    (chart / "templates" / "all.yaml").write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 2}\n---\n"
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: emu}\n"
+        "spec: {controller: traefik.io/ingress-controller}\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: emu}\nrules: []\n")
+    helm = make_helm(version)
+    safety = ["--rollback-on-failure", "--wait=watcher"] if helm.major >= 4 else ["--atomic", "--wait"]
+    helm.ok("upgrade", "--install", "c", str(chart), "-n", "crd", "--create-namespace", *safety,
+            "--timeout", "20s")
+    assert kube_emulator.get("example.com/v1", "Widget", "w", "crd")["spec"] == {"size": 2}
+    assert kube_emulator.find("networking.k8s.io/v1", "IngressClass", "emu") is not None
+    helm.ok("uninstall", "c", "-n", "crd")
+    assert kube_emulator.find("rbac.authorization.k8s.io/v1", "ClusterRole", "emu") is None
+
+
+def test_admission_and_scheduler_hooks(kube_emulator: KubeEmulator, emu_kubeconfig: Path) -> None:
+    """The extension points a Pod Security admission and a taint-aware scheduler will plug into."""
+    from kubeemu import AdmissionRequest, ApiError
+
+    def deny_host_network(req: AdmissionRequest) -> None:
+        if req.rt.kind == "Pod" and req.operation == "CREATE" and req.obj["spec"].get("hostNetwork"):
+            raise ApiError(403, f'pods "{req.obj["metadata"]["name"]}" is forbidden: violates PodSecurity '
+                                '"baseline:latest": host namespaces (hostNetwork=true)')
+
+    kube_emulator.add_admission_hook(deny_host_network)
+    apps, v1 = apps_api(emu_kubeconfig), core_api(emu_kubeconfig)
+
+    def deployment(name: str, host_network: bool) -> client.V1Deployment:
+        labels = {"app": name}
+        return client.V1Deployment(metadata=client.V1ObjectMeta(name=name), spec=client.V1DeploymentSpec(
+            selector=client.V1LabelSelector(match_labels=labels), template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels), spec=client.V1PodSpec(
+                    host_network=host_network, containers=[client.V1Container(name="c", image="i")]))))
+
+    apps.create_namespaced_deployment("default", deployment("hostnet", True))
+    assert not apps.read_namespaced_deployment("hostnet", "default").status.ready_replicas
+    reasons = [(e.reason, e.message) for e in v1.list_namespaced_event("default").items]
+    assert any(r == "FailedCreate" and "violates PodSecurity" in m for r, m in reasons), reasons
+
+    kube_emulator.set_scheduler(lambda pod, nodes: None)  # nothing fits
+    apps.create_namespaced_deployment("default", deployment("pending", False))
+    [pod] = v1.list_namespaced_pod("default", label_selector="app=pending").items
+    assert (pod.status.phase, pod.spec.node_name) == ("Pending", None)
+    kube_emulator.set_scheduler(lambda pod, nodes: nodes[0]["metadata"]["name"])  # re-placed on resync
+    [pod] = v1.list_namespaced_pod("default", label_selector="app=pending").items
+    assert (pod.status.phase, pod.spec.node_name) == ("Running", "emu-node-1")

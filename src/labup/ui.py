@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from labup.redact import redact
 
 if TYPE_CHECKING:
+    from labup.checks.model import CheckResult
     from labup.engine.model import RunReport, StepResult
 
 _STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "unknown": "magenta",
@@ -131,6 +132,8 @@ class Reporter:
     def summary(self, report: RunReport) -> None:
         rows = report.results + report.undone
         if not rows:
+            if report.error:  # e.g. a pre-flight failure: no step ran, but the user must see why
+                self.error(report.error, report.hint)
             return
         if self.rich:
             from rich.table import Table
@@ -152,6 +155,31 @@ class Reporter:
             self.error(report.error, report.hint)
         elif report.dry_run:
             self._line("dry run: nothing was changed", "dim")
+
+    def checks(self, results: list[CheckResult], title: str) -> None:
+        """Verify's checks: a table on a terminal, a line each otherwise; hints under the problems."""
+        shown = [r for r in results if not self.quiet or r.status == "fail"]
+        if self.rich and shown:
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left")
+            for col in ("check", "status", "detail"):
+                table.add_column(col)
+            for r in shown:
+                table.add_row(r.name, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", redact(r.summary))
+            self.console.print(table)
+            for r in shown:
+                if r.hint and r.status != "pass":
+                    self._line(f"  {r.name}: {redact(r.hint)}", "yellow" if r.status == "fail" else "dim")
+        else:
+            for r in shown:
+                self._line(f"  {r.status:<5} {r.name}: {redact(r.summary)}", _STYLE.get(r.status))
+                if r.hint and r.status != "pass":
+                    self._line(f"    hint: {redact(r.hint)}", "dim")
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        self._line("summary: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no check run"))
 
 
 def _size(nbytes: int) -> str:

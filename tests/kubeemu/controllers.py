@@ -8,6 +8,7 @@ their content), CRDs (registration + Established), and Deployments a test wants 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -97,8 +98,7 @@ class Controllers:
     def _pod_status(self, pod: Obj, node: Obj | None, ready: bool) -> Obj:
         if node is None:
             return {"phase": "Pending", "conditions": [
-                _cond("PodScheduled", False, "Unschedulable", "0/%d nodes are available" % len(
-                    self.store.list(self._rt("v1", "Node"))[0]))]}
+                _cond("PodScheduled", False, "Unschedulable", f"0/{len(self._ready_nodes())} nodes are available")]}
         addrs = (node.get("status") or {}).get("addresses") or []
         host_ip = next((a["address"] for a in addrs if a.get("type") == "InternalIP"), "")
         self._pod_seq += 1
@@ -142,7 +142,7 @@ class Controllers:
         if node is not None:
             pod["spec"]["nodeName"] = node_name
         else:
-            self._record_event(pod, "FailedScheduling", "0/%d nodes are available" % len(nodes))
+            self._record_event(pod, "FailedScheduling", f"0/{len(nodes)} nodes are available")
         pod["status"] = self._pod_status(pod, node, ready=not stuck)
         return self.store.create(pod_rt, ns, pod)
 
@@ -156,10 +156,8 @@ class Controllers:
             "reason": reason, "message": message, "type": "Warning", "count": 1,
             "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": "kubeemu"},
         }
-        try:
+        with contextlib.suppress(ApiError):  # the namespace may be gone
             self.store.create(self._rt("v1", "Event"), ns, event)
-        except ApiError:
-            pass  # namespace gone
 
     def _owned_pods(self, owner: Obj) -> list[Obj]:
         uid = owner["metadata"]["uid"]
@@ -248,11 +246,11 @@ class Controllers:
             if not pod["spec"].get("nodeName"):
                 node_name = self.scheduler(pod, nodes)
                 node = next((n for n in nodes if n["metadata"]["name"] == node_name), None)
-                if node is not None:
+                if node is not None:  # the binding, then the kubelet's status report
                     pod["spec"]["nodeName"] = node_name
-                    pod["status"] = self._pod_status(pod, node, ready=not stuck)
-                    self.store.update(pod_rt, ns, pod["metadata"]["name"], pod)
-                    self.store.update(pod_rt, ns, pod["metadata"]["name"], pod, subresource="status")
+                    bound = self.store.update(pod_rt, ns, pod["metadata"]["name"], pod)
+                    bound["status"] = self._pod_status(bound, node, ready=not stuck)
+                    self.store.update(pod_rt, ns, pod["metadata"]["name"], bound, subresource="status")
         for _ in range(desired - len(pods)):
             if self._create_pod(owner, template, labels, nodes, stuck) is None:
                 break
@@ -319,10 +317,8 @@ class Controllers:
         name = ns["metadata"]["name"]
         if etype == "DELETED":
             for rt, obj_name in self.store.objects_in(name):
-                try:
+                with contextlib.suppress(ApiError):  # already collected with its owner
                     self.store.delete(rt, name, obj_name)
-                except ApiError:
-                    pass
             return
         self._write_status(self._rt("v1", "Namespace"), ns, {"phase": "Active"})
 
@@ -338,10 +334,8 @@ class Controllers:
                 rt = self.registry.lookup(group, v.get("name", ""), names.get("plural", ""))
                 if rt is not None:
                     for obj in self.store.list(rt)[0]:
-                        try:
+                        with contextlib.suppress(ApiError):
                             self.store.delete(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-                        except ApiError:
-                            pass
             self.registry.unregister(group, names.get("plural", ""))
             return
         versions = sorted(spec.get("versions") or [], key=lambda v: not v.get("storage"))
@@ -350,7 +344,7 @@ class Controllers:
                 self.registry.register(ResourceType(
                     group, v["name"], names.get("kind", ""), names.get("plural", ""),
                     spec.get("scope", "Namespaced") == "Namespaced", tuple(names.get("shortNames") or ()),
-                    has_status="status" in ((v.get("subresources") or {})),
+                    has_status="status" in (v.get("subresources") or {}),
                     categories=tuple(names.get("categories") or ()),
                 ))
         old = crd.get("status") or {}

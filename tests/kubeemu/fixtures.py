@@ -1,19 +1,14 @@
-"""pytest fixtures for kubeemu and the real helm binaries (import them in conftest.py)."""
+"""pytest fixtures: a running emulator, a kubeconfig for it, an isolated environment for helm."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .server import KubeEmulator
-
-REPO = Path(__file__).resolve().parents[2]
-HELM_DIR = REPO / ".tools" / "helm"
-HELM_VERSIONS = ("4.1.4", "3.17.3")
 
 
 @pytest.fixture
@@ -29,14 +24,6 @@ def emu_kubeconfig(kube_emulator: KubeEmulator, tmp_path: Path) -> Path:
     return kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-def helm_binary(version: str) -> Path:
-    """`.tools/helm/<version>/helm`, or skip the test saying how to get it."""
-    path = HELM_DIR / version / "helm"
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"helm {version} not installed at {path}: run `python tools/fetch_helm.py .tools/helm`")
-    return path
-
-
 @pytest.fixture
 def helm_env(tmp_path: Path) -> dict[str, str]:
     """An environment where helm (and client-go's discovery cache) write only under tmp_path."""
@@ -45,9 +32,3 @@ def helm_env(tmp_path: Path) -> dict[str, str]:
     env.update(HOME=str(home), HELM_CACHE_HOME=str(home / "cache"), HELM_CONFIG_HOME=str(home / "config"),
                HELM_DATA_HOME=str(home / "data"))
     return env
-
-
-def run_helm(helm: Path, args: list[str], env: dict[str, str], timeout: float = 60
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(helm), *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False)

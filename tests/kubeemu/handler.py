@@ -45,6 +45,7 @@ class Response(Exception):
 
 class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked watches, like a real API server
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
     emu: KubeEmulator  # set on the subclass the server builds
 
     # --- plumbing ------------------------------------------------------------------------------

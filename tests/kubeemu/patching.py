@@ -45,22 +45,6 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     return merge_patch(target, _strip_directives(patch))
 
 
-def merge_diff(old: Any, new: Any) -> Any:
-    """The merge patch that turns `old` into `new` (removed keys become None)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return copy.deepcopy(new)
-    diff: dict[str, Any] = {}
-    for key in old:
-        if key not in new:
-            diff[key] = None
-    for key, value in new.items():
-        if key not in old:
-            diff[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            diff[key] = merge_diff(old[key], value)
-    return diff
-
-
 def _pointer(path: str) -> list[str]:
     if path == "":
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import threading
 import uuid
@@ -200,10 +201,8 @@ class Store:
                 if any(r.get("uid") == owner_uid for r in o["metadata"].get("ownerReferences") or [])
             ]
         for rt, namespace, name in dependents:
-            try:
+            with contextlib.suppress(errors.ApiError):  # deleted meanwhile
                 self.delete(rt, namespace, name)
-            except errors.ApiError:
-                pass  # deleted meanwhile
 
     def objects_in(self, namespace: str) -> list[tuple[ResourceType, str]]:
         """(type, name) of every object in a namespace: what a namespace deletion removes."""

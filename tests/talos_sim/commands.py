@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from talos_sim import output, patchapply, patchload, resources, runtime, validate, yamlio
+from talos_sim import output, resources, runtime
 from talos_sim.argv import Invocation, UsageError
 from talos_sim.errors import TalosError, multierror, node_errors, rpc, unavailable
 from talos_sim.model import Lab
@@ -82,7 +81,7 @@ class Context:
 
 
 def _sha(tag: str) -> str:
-    return hashlib.sha256(tag.encode()).hexdigest()[:8]
+    return f"{zlib.crc32(tag.encode()):08x}"  # stable fake commit id per tag
 
 
 def _long_version(tag: str) -> str:
@@ -190,6 +189,8 @@ def cmd_patch(ctx: Context) -> int:
         raise UsageError(
             f'invalid argument "{mode}" for "-m, --mode" flag: possible options are: {", ".join(modes)}', "patch"
         )
+    from talos_sim import patchload  # lazy: only patch needs the YAML machinery
+
     specs = list(inv.get("patch", []))
     if inv.get("patch-file"):
         specs.append("@" + inv.get("patch-file"))
@@ -214,7 +215,11 @@ def cmd_patch(ctx: Context) -> int:
     return 0
 
 
-def _patch_node(ctx: Context, addr: str, patches: list[patchload.Patch], mode: str) -> None:
+def _patch_node(ctx: Context, addr: str, patches: list[Any], mode: str) -> None:
+    import difflib
+
+    from talos_sim import patchapply, validate, yamlio
+
     node = ctx.lab.node(addr)
     patched = patchapply.encode(patchapply.apply(yamlio.load_docs(node.config), patches))
     if patched.strip() == node.config.strip():

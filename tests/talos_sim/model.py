@@ -10,7 +10,6 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from talos_sim import configgen, yamlio
 from talos_sim.versions import CLIENT_VERSION
 
 CONTROL_PLANE_TYPES = ("controlplane", "init")
@@ -108,6 +107,8 @@ class Lab:
     ) -> Node:
         if machinetype not in MACHINE_TYPES:
             raise ValueError(f"machinetype must be one of {MACHINE_TYPES}")
+        from talos_sim import configgen, yamlio  # lazy: most talosctl calls never build a lab
+
         index = len(self.nodes) + 1
         node = Node(
             address=address,

@@ -6,7 +6,6 @@ import json
 import re
 from typing import Any, Protocol
 
-from talos_sim import yamlio
 from talos_sim.errors import TalosError
 
 
@@ -38,6 +37,8 @@ class YAMLWriter:
         self.need_dashes = False
 
     def write(self, node: str, resource: dict[str, Any]) -> str:
+        from talos_sim import yamlio
+
         head = "---\n" if self.need_dashes else ""
         self.need_dashes = True
         return f"{head}node: {node}\n" + yamlio.dump({"metadata": resource["metadata"], "spec": resource["spec"]})

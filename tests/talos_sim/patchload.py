@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -91,7 +90,8 @@ def read_patch_args(args: list[str]) -> list[tuple[str, str]]:
 
 def _read(filename: str) -> str:
     try:
-        return Path(filename).read_text()
+        with open(filename) as handle:
+            return handle.read()
     except FileNotFoundError:
         raise TalosError(f"open {filename}: no such file or directory") from None
     except IsADirectoryError:

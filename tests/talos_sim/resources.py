@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from talos_sim import runtime
 from talos_sim.errors import TalosError, rpc
 from talos_sim.model import Lab, Node
 
-_EPOCH = datetime(2025, 1, 1, 9, 0, 0, tzinfo=UTC)
+_EPOCH = 1735722000  # 2025-01-01T09:00:00Z; `updated` moves one second per resource version
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def resolve(name: str) -> ResourceType:
 
 
 def metadata(rt: ResourceType, rid: str, version: int) -> dict[str, Any]:
-    stamp = (_EPOCH + timedelta(seconds=version)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_EPOCH + version))
     return {
         "namespace": rt.namespace,
         "type": rt.type,
@@ -132,7 +132,7 @@ def metadata(rt: ResourceType, rid: str, version: int) -> dict[str, Any]:
         "version": version,
         "owner": rt.owner,
         "phase": "running",
-        "created": _EPOCH.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_EPOCH)),
         "updated": stamp,
     }
 

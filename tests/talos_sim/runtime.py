@@ -6,7 +6,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from talos_sim import validate, yamlio
 from talos_sim.model import CONTROL_PLANE_TYPES, Lab, Node
 from talos_sim.versions import multidoc
 
@@ -28,7 +27,9 @@ class Address:
 
 
 def config_docs(node: Node) -> list[dict[str, Any]]:
-    return [d for d in yamlio.load_docs(node.config) if isinstance(d, dict)]
+    from talos_sim import yamlio  # lazy: `get machinetype` needs no YAML at all
+
+    return [d for d in yamlio.load_docs_cached(node.config) if isinstance(d, dict)]
 
 
 def _v1alpha1(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -47,6 +48,8 @@ def legacy_entries(node: Node) -> dict[str, dict[str, Any]]:
 
 def vip_claims(node: Node) -> list[tuple[str, str]]:
     """(link, vip) the node's running config asks for, in either form."""
+    from talos_sim import validate
+
     docs = config_docs(node)
     claims = validate.legacy_vips(_v1alpha1(docs))
     if multidoc(node.version):
@@ -123,6 +126,6 @@ def api_reachable(lab: Lab, node: Node) -> bool:
     if not node.reachable:
         return False
     base_ips = {b.split("/")[1] for b in node.base_addresses}
-    if node.address not in base_ips:
-        return True
+    if node.address not in base_ips or "interfaces" not in node.config:
+        return True  # fast path: without interface entries default DHCP is untouched
     return any(a.ip == node.address for a in addresses(lab, node, show_vips=False))

@@ -11,9 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from talos_sim import runtime
 from talos_sim.model import Lab
 
 ENV_VAR = "TALOS_SIM_STATE"
@@ -21,8 +19,9 @@ ENV_VAR = "TALOS_SIM_STATE"
 
 class StateFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # os.path, not pathlib: every talosctl call is a fresh process and imports add up
+        self.path = os.fspath(path)
+        self.lock_path = self.path + ".lock"
 
     @classmethod
     def from_env(cls) -> StateFile:
@@ -41,12 +40,17 @@ class StateFile:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _load(self) -> Lab:
-        return Lab.from_dict(json.loads(self.path.read_text()))
+        with open(self.path) as handle:
+            return Lab.from_dict(json.load(handle))
 
-    def _store(self, lab: Lab) -> None:
-        runtime.recompute(lab)  # the VIP follows every change, whoever made it
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(lab.to_dict(), indent=1))
+    def _store(self, lab: Lab, before: str | None = None) -> None:
+        if before is None or _fingerprint(lab) != before:
+            from talos_sim import runtime  # lazy: parsing configs is the costly part of a call
+
+            runtime.recompute(lab)  # the VIP follows every change, whoever made it
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(lab.to_dict(), handle, indent=1)
         os.replace(tmp, self.path)  # atomic: a reader never sees half a file
 
     def read(self) -> Lab:
@@ -62,5 +66,12 @@ class StateFile:
         """Hold the lock, hand out the lab, write it back (recomputed) when the block ends."""
         with self._lock(fcntl.LOCK_EX):
             lab = self._load()
+            before = _fingerprint(lab)
             yield lab
-            self._store(lab)
+            self._store(lab, before)
+
+
+def _fingerprint(lab: Lab) -> str:
+    """Everything the VIP election depends on."""
+    nodes = [(n.address, n.config, n.machinetype, n.version, [link.name for link in n.links]) for n in lab.nodes]
+    return json.dumps([nodes, lab.etcd_bootstrapped, lab.holders])

@@ -1,4 +1,4 @@
-"""YAML in and out, shaped like Talos' Go encoder (4-space indent, indented lists, `---` joins).
+"""YAML in and out, close to Talos' Go encoder (indented lists, literal blocks, `---` joins).
 
 The simulator stores every config in this one canonical form, so "no changes" is a plain string
 comparison, as it is in talosctl (it compares the re-encoded config with the node's body).
@@ -6,6 +6,7 @@ comparison, as it is in talosctl (it compares the re-encoded config with the nod
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -26,7 +27,11 @@ def _yaml12_resolvers(base: dict[Any, Any]) -> dict[Any, Any]:
     return resolvers
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when present: every talosctl call parses each node's config.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     yaml_implicit_resolvers = _yaml12_resolvers(yaml.SafeLoader.yaml_implicit_resolvers)
 
 
@@ -48,7 +53,7 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def dump(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, indent=4, default_flow_style=False, width=4096)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, indent=2, default_flow_style=False, width=4096)
 
 
 def dump_docs(docs: list[Any]) -> str:
@@ -62,6 +67,12 @@ def load(text: str) -> Any:
 def load_docs(text: str) -> list[Any]:
     """All non-null documents of a YAML stream."""
     return [doc for _, doc in load_docs_with_lines(text)]
+
+
+@functools.lru_cache(maxsize=64)
+def load_docs_cached(text: str) -> tuple[Any, ...]:
+    """Read-only parse for hot paths (addresses, VIP election): never mutate the result."""
+    return tuple(load_docs(text))
 
 
 def load_docs_with_lines(text: str) -> list[tuple[int, Any]]:

@@ -179,40 +179,46 @@ def remove_folders(created: list[Path]) -> None:
 def extract_helm(archive: IO[bytes], tag: str, folder: Path) -> Path:
     """Copy `<tag>/helm` out of the (already verified) tar.gz into a new temporary file in folder:
     fsynced, mode 0755. No extractall: only that one regular file is read, and an archive with an
-    odd member path (absolute, '..', outside `<tag>/`) or two helm members is refused outright."""
+    odd member path (absolute, '..', outside `<tag>/`) or two helm members is refused outright, with
+    nothing left behind. One streaming pass: the archive is decompressed once."""
     wanted = f"{tag}/{HELM}"
+    new: Path | None = None
     try:
-        with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-            member = _pick_member(tar, tag, wanted)
-            source = tar.extractfile(member)
-            if source is None:
-                raise PermanentError(f"the helm archive's {wanted} cannot be read")
-            return _write_temp(source, folder)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # gzip's errors are OSErrors
-        raise PermanentError(f"the helm archive is not a readable tar.gz: {exc}") from exc
+        with tarfile.open(fileobj=archive, mode="r|gz") as tar:
+            for member in tar:
+                if _member_path(member, tag) != wanted:
+                    continue
+                if new is not None:
+                    raise PermanentError(f"the helm archive holds {wanted} twice: refused")
+                if not member.isreg():
+                    raise PermanentError(f"the helm archive's {wanted} is not a regular file: refused")
+                if member.size > MAX_BINARY:
+                    raise PermanentError(f"the helm archive's {wanted} is {member.size} bytes: refused")
+                source = tar.extractfile(member)
+                if source is None:
+                    raise PermanentError(f"the helm archive's {wanted} cannot be read")
+                new = _write_temp(source, folder)
+        if new is None:
+            raise PermanentError(f"the helm archive has no {wanted}",
+                                 hint="is helm.download_url serving official helm release archives?")
+        return new
+    except BaseException as exc:
+        if new is not None:
+            new.unlink(missing_ok=True)
+        if isinstance(exc, tarfile.TarError | EOFError | zlib.error | OSError):  # gzip's are OSErrors
+            raise PermanentError(f"the helm archive is not a readable tar.gz: {exc}") from exc
+        raise
 
 
-def _pick_member(tar: tarfile.TarFile, tag: str, wanted: str) -> tarfile.TarInfo:
-    found: tarfile.TarInfo | None = None
-    for member in tar:
-        name = member.name[2:] if member.name.startswith("./") else member.name
-        norm = posixpath.normpath(name) if name else ""
-        if (not name or name.startswith("/") or "\\" in name or "\0" in name or norm != name.rstrip("/")
-                or ".." in norm.split("/") or (norm != tag and not norm.startswith(tag + "/"))):
-            raise PermanentError(f"the helm archive holds an unexpected path {member.name!r}: refused",
-                                 hint=f"an official helm archive holds only {tag}/...")
-        if norm == wanted:
-            if found is not None:
-                raise PermanentError(f"the helm archive holds {wanted} twice: refused")
-            if not member.isreg():
-                raise PermanentError(f"the helm archive's {wanted} is not a regular file: refused")
-            if member.size > MAX_BINARY:
-                raise PermanentError(f"the helm archive's {wanted} is {member.size} bytes: refused")
-            found = member
-    if found is None:
-        raise PermanentError(f"the helm archive has no {wanted}",
-                             hint="is helm.download_url serving official helm release archives?")
-    return found
+def _member_path(member: tarfile.TarInfo, tag: str) -> str:
+    """The member's path (without a leading ./); an odd one is refused outright."""
+    name = member.name[2:] if member.name.startswith("./") else member.name
+    norm = posixpath.normpath(name) if name else ""
+    if (not name or name.startswith("/") or "\\" in name or "\0" in name or norm != name.rstrip("/")
+            or ".." in norm.split("/") or (norm != tag and not norm.startswith(tag + "/"))):
+        raise PermanentError(f"the helm archive holds an unexpected path {member.name!r}: refused",
+                             hint=f"an official helm archive holds only {tag}/...")
+    return norm
 
 
 def _write_temp(source: IO[bytes], folder: Path) -> Path:

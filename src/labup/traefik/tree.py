@@ -29,19 +29,6 @@ def without_nulls(values: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in values.items() if v is not None}
 
 
-def has_key(values: Any, key: Key) -> bool:
-    """Whether `values` holds `key` (the full path): tells whose file a problem came from."""
-    node = values
-    for part in key:
-        if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                return False
-        elif not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def get(values: Any, *key: str, default: Any = None) -> Any:
     """`get(v, 'deployment', 'kind')`: a nested lookup that tolerates any shape on the way."""
     node = values

@@ -1,0 +1,152 @@
+"""traefik-placement, psa-label, helm-release: checks that read the Kubernetes API and Helm.
+
+The adapters for those systems are being built (issue open), so these checks report `skip` with the
+reason: never a pass they did not earn, never a fail for what labup cannot yet ask. Wiring them is
+one provider: set `PROVIDER` to a function returning a `KubeFacts`; the judging code is here already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from labup.checks.model import FAIL, PASS, SKIP, WARN, CheckContext, CheckResult
+
+if TYPE_CHECKING:
+    from labup.config import Lab
+
+NOT_BUILT = "needs the Kubernetes adapter (issue open)"
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+CP_TAINT = "node-role.kubernetes.io/control-plane"
+
+
+@dataclass(frozen=True)
+class TraefikPod:
+    name: str
+    node: str | None  # spec.nodeName (None while unscheduled)
+    phase: str  # Pending, Running, ...
+    ready: bool
+    host_network: bool
+
+
+class KubeFacts(Protocol):
+    """What the three checks need to read; to be implemented over the Kubernetes and Helm adapters."""
+
+    def traefik_pods(self) -> list[TraefikPod]: ...
+
+    def namespace_labels(self) -> Mapping[str, str]: ...
+
+    def release_status(self) -> Mapping[str, Any] | None:  # `helm status -o json`, None if no release
+        ...
+
+
+# Set by the Kubernetes adapter's owner: (lab, seconds left) -> KubeFacts. None: checks skip.
+PROVIDER: Callable[[Lab, float], KubeFacts] | None = None
+
+
+def _facts(ctx: CheckContext) -> KubeFacts | None:
+    if PROVIDER is None:
+        return None
+    provider = PROVIDER
+    return ctx.fact("kube", lambda: provider(ctx.lab, ctx.remaining()))
+
+
+def _skipped(name: str, by_hand: str) -> CheckResult:
+    return CheckResult(name, SKIP, NOT_BUILT, hint=f"nothing was checked; by hand: {by_hand}")
+
+
+# -- traefik-placement ----------------------------------------------------------------------------
+
+
+def traefik_placement(ctx: CheckContext) -> CheckResult:
+    facts = _facts(ctx)
+    if facts is None:
+        t = ctx.lab.traefik
+        return _skipped("traefik-placement", f"`kubectl -n {t.namespace} get pods -o wide` (NODE must be the VIP's)")
+    holder = ctx.result_of("vip-holder")
+    return judge_placement(ctx.lab, facts.traefik_pods(), holder.data.get("holder") if holder else None)
+
+
+def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> CheckResult:
+    """Traefik must run (host network, ready) on the node that holds the VIP (wall 5)."""
+    t = lab.traefik
+    data: dict[str, Any] = {"pods": [p.__dict__ for p in pods], "holder": holder}
+    if not pods:
+        return CheckResult("traefik-placement", FAIL, f"no Traefik pod in namespace {t.namespace}",
+                           hint="install it: `labup phase traefik`", data=data)
+    running = [p for p in pods if p.ready and p.phase == "Running"]
+    if not running:
+        states = ", ".join(f"{p.name}: {p.phase}" for p in pods)
+        return CheckResult("traefik-placement", FAIL, f"no Traefik pod is ready ({states})",
+                           hint=f"`kubectl -n {t.namespace} describe pod` says why (scheduling, PSA, ports)", data=data)
+    nodes = sorted({p.node for p in running if p.node})
+    if holder is None:
+        return CheckResult("traefik-placement", WARN,
+                           f"Traefik runs on {', '.join(nodes)}; the VIP's holder is unknown",
+                           hint="see vip-holder", data=data)
+    if holder not in nodes:
+        return CheckResult("traefik-placement", FAIL,
+                           f"Traefik runs on {', '.join(nodes)}, but the VIP is on {holder}: the connection paradox",
+                           hint=f"pin Traefik to {holder} (toleration {CP_TAINT}:NoSchedule, nodeSelector "
+                                f"kubernetes.io/hostname: {holder}): `labup phase traefik`", data=data)
+    if not all(p.host_network for p in running):
+        return CheckResult("traefik-placement", FAIL, "Traefik does not use the host network",
+                           hint="`labup phase traefik` sets hostNetwork: true", data=data)
+    return CheckResult("traefik-placement", PASS, f"Traefik runs on {holder}, the VIP's node, on the host network",
+                       data=data)
+
+
+# -- psa-label ------------------------------------------------------------------------------------
+
+
+def psa_label(ctx: CheckContext) -> CheckResult:
+    facts = _facts(ctx)
+    if facts is None:
+        return _skipped("psa-label", f"`kubectl get namespace {ctx.lab.traefik.namespace} --show-labels`")
+    return judge_psa(ctx.lab, facts.namespace_labels())
+
+
+def judge_psa(lab: Lab, labels: Mapping[str, str]) -> CheckResult:
+    ns = lab.traefik.namespace
+    value = labels.get(PSA_ENFORCE)
+    data = {"namespace": ns, "enforce": value}
+    if value == "privileged":
+        return CheckResult("psa-label", PASS, f"namespace {ns} enforces pod-security privileged", data=data)
+    return CheckResult("psa-label", FAIL, f"namespace {ns} has {PSA_ENFORCE}={value or '(unset)'}",
+                       hint="a hostNetwork pod needs privileged there (that namespace only): `labup phase namespace`",
+                       data=data)
+
+
+# -- helm-release ---------------------------------------------------------------------------------
+
+
+def helm_release(ctx: CheckContext) -> CheckResult:
+    facts = _facts(ctx)
+    if facts is None:
+        t = ctx.lab.traefik
+        return _skipped("helm-release", f"`helm -n {t.namespace} status {t.release}`")
+    return judge_release(ctx.lab, facts.release_status())
+
+
+def judge_release(lab: Lab, status: Mapping[str, Any] | None) -> CheckResult:
+    t = lab.traefik
+    if status is None:
+        return CheckResult("helm-release", FAIL, f"no Helm release {t.release} in namespace {t.namespace}",
+                           hint="`labup phase traefik` installs it")
+    info = status.get("info") or {}
+    state = str(info.get("status", "unknown"))
+    chart = status.get("chart") or {}
+    version = str((chart.get("metadata") or {}).get("version", "?"))
+    data = {"status": state, "chart_version": version, "revision": status.get("version")}
+    if state.startswith("pending-"):
+        return CheckResult("helm-release", FAIL, f"release {t.release} is stuck in {state}",
+                           hint=f"every later helm call fails until it is rolled back: `helm -n {t.namespace} "
+                                f"rollback {t.release}`", data=data)
+    if state != "deployed":
+        return CheckResult("helm-release", FAIL, f"release {t.release} is {state}",
+                           hint=f"`helm -n {t.namespace} history {t.release}` shows what happened", data=data)
+    if version != t.chart_version:
+        return CheckResult("helm-release", WARN, f"release {t.release} is deployed with chart {version}, "
+                           f"lab.yaml pins {t.chart_version}", hint="`labup phase traefik` upgrades it", data=data)
+    return CheckResult("helm-release", PASS, f"release {t.release} deployed (chart {version})", data=data)
