@@ -239,10 +239,14 @@ def test_helm_full_lifecycle(version: str, make_helm: Any, kube_emulator: KubeEm
     assert (listed["name"], listed["status"], listed["revision"]) == ("web", "deployed", "1")
     assert helm.json("status", "web", "-n", "apps")["info"]["status"] == "deployed"
 
-    code, out = helm.upgrade("web", "apps", "--set", "message=bye")
+    code, out = helm.upgrade("web", "apps", "--set", "message=bye", "--set", "image=registry.example/mini:2")
     assert code == 0, out
     assert kube_emulator.get("v1", "ConfigMap", "web-config", "apps")["data"] == {"message": "bye"}
-    assert helm.json("get", "values", "web", "-n", "apps") == {"message": "bye"}
+    # helm 3 sends a strategic-merge patch with only the changed container fields: ports must survive
+    [container] = kube_emulator.get("apps/v1", "Deployment", "web-web", "apps")["spec"]["template"]["spec"][
+        "containers"]
+    assert (container["image"], container["ports"]) == ("registry.example/mini:2", [{"containerPort": 8080}])
+    assert helm.json("get", "values", "web", "-n", "apps") == {"message": "bye", "image": "registry.example/mini:2"}
 
     helm.ok("rollback", "web", "1", "-n", "apps", "--wait", "--timeout", "20s")
     assert kube_emulator.get("v1", "ConfigMap", "web-config", "apps")["data"] == {"message": "hello"}

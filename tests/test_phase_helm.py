@@ -44,9 +44,20 @@ def tag() -> str:
 
 
 @pytest.fixture(scope="session")
-def dist(tag: str) -> dict[str, bytes]:
-    """The mirror's files: the real helm 4.1.4 archive and its .sha256sum (built once per session)."""
-    name, data = build_archive(real_helm(VERSION), VERSION, tag)
+def dist(tag: str, pytestconfig: pytest.Config) -> dict[str, bytes]:
+    """The mirror's files: the real helm 4.1.4 archive and its .sha256sum. Compressing 60 MB takes
+    seconds, so the archive is kept in pytest's cache, keyed by the binary's size and mtime."""
+    binary = real_helm(VERSION)
+    info = binary.stat()
+    name = f"helm-v{VERSION}-{tag}.tar.gz"
+    cached = pytestconfig.cache.mkdir("labup-helm-dist") / f"{info.st_size}-{info.st_mtime_ns}-{name}"
+    if cached.is_file():
+        data = cached.read_bytes()
+    else:
+        name, data = build_archive(binary, VERSION, tag)
+        partial = cached.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(cached)
     return {name: data, f"{name}.sha256sum": sha256sum(name, data)}
 
 
@@ -249,6 +260,8 @@ def test_unwritable_install_dir_fails_before_any_request(env: dict, make_lab, mi
     assert "pre-flight failed, nothing was changed" in done.stderr
     assert expected in done.stderr
     assert mirror.requests == []
+    if case != "read-only":
+        return
     dry = subprocess.run([*prefix, LABUP, "-c", str(lab), "phase", "helm", "--dry-run"], capture_output=True,
                          text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=60, check=False)
     assert dry.returncode == 1 and expected in dry.stderr  # the plan says the apply would fail

@@ -20,8 +20,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import REPO, example_data, run_labup
 
+from conftest import REPO, example_data, run_labup
 from labup.config import load
 from labup.errors import ConfigError
 from labup.traefik import guards, schema, template

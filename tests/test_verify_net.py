@@ -57,7 +57,8 @@ def write_talos_state(folder: Path, netlab: NetLab, holder: str | None) -> None:
     for name, (addr, _) in NODES.items():
         links = [
             resource(addr, "LinkStatuses.net.talos.dev", "lo",
-                     {"type": "loopback", "hardwareAddr": "00:00:00:00:00:00", "kind": "", "operationalState": "unknown"}),
+                     {"type": "loopback", "hardwareAddr": "00:00:00:00:00:00", "kind": "",
+                      "operationalState": "unknown"}),
             resource(addr, "LinkStatuses.net.talos.dev", "ens18",
                      {"type": "ether", "hardwareAddr": netlab.mac_of(name), "kind": "", "operationalState": "up"}),
         ]

@@ -161,12 +161,13 @@ class Reporter:
         shown = [r for r in results if not self.quiet or r.status == "fail"]
         if self.rich and shown:
             from rich.table import Table
+            from rich.text import Text
 
             table = Table(title=title, title_justify="left")
             for col in ("check", "status", "detail"):
                 table.add_column(col)
-            for r in shown:
-                table.add_row(r.name, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", redact(r.summary))
+            for r in shown:  # Text, not markup: a summary may hold brackets (an IPv6 URL)
+                table.add_row(r.name, Text(r.status, style=_STYLE.get(r.status, "")), Text(redact(r.summary)))
             self.console.print(table)
             for r in shown:
                 if r.hint and r.status != "pass":

@@ -1,8 +1,8 @@
 """The four PATCH flavours clients send, on plain JSON-like dicts.
 
-Strategic merge patch is treated as a JSON merge patch (lists are replaced whole); server-side apply
-is approximated per field manager: fields the manager applied last time and dropped now are removed,
-everything it applies now is merged in (lists replaced whole).
+Strategic merge merges the well-known keyed lists (containers by name, ...) and replaces the others.
+Server-side apply is approximated per field manager: fields the manager applied last time and dropped
+now are removed, everything it applies now is merged in (lists replaced whole).
 """
 
 from __future__ import annotations
@@ -32,17 +32,57 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _strip_directives(value: Any) -> Any:
-    """Drop strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`)."""
-    if isinstance(value, dict):
-        return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$")}
-    if isinstance(value, list):
-        return [_strip_directives(v) for v in value]
-    return value
+# patchMergeKey of the list fields helm charts touch (k8s.io/api struct tags); other lists are replaced.
+_MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
+    "volumes": ("name",), "env": ("name",), "volumeMounts": ("mountPath",), "imagePullSecrets": ("name",),
+    "ports": ("containerPort", "port"), "hostAliases": ("ip",), "conditions": ("type",),
+    "topologySpreadConstraints": ("topologyKey",),
+}
+
+
+def _merge_key(field: str, items: list[Any]) -> str | None:
+    for key in _MERGE_KEYS.get(field, ()):
+        if items and all(isinstance(i, dict) and key in i for i in items):
+            return key
+    return None
+
+
+def _merge_list(field: str, target: Any, patch: list[Any], order: list[Any] | None) -> list[Any]:
+    """Merge list elements by their merge key; `$patch: delete` removes one; `$setElementOrder` orders."""
+    live = target if isinstance(target, list) else []
+    key = _merge_key(field, [i for i in patch if not (isinstance(i, dict) and i.get("$patch"))]
+                     or list(live))
+    if key is None or not all(isinstance(i, dict) and key in i for i in live):
+        return [strategic_merge_patch(None, i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+    merged = {i[key]: i for i in live}
+    for item in patch:
+        if item.get("$patch") == "delete":
+            merged.pop(item.get(key), None)
+        else:
+            merged[item[key]] = strategic_merge_patch(merged.get(item[key]), item)
+    if order:
+        ranked = [o.get(key) for o in order if isinstance(o, dict)]
+        return sorted(merged.values(), key=lambda i: ranked.index(i[key]) if i[key] in ranked else len(ranked))
+    return list(merged.values())
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    return merge_patch(target, _strip_directives(patch))
+    """Strategic merge, the part helm 3's three-way patches use: maps merge, known lists merge by key,
+    `$setElementOrder/<field>` orders them, other directives are dropped."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for field, value in patch.items():
+        if field.startswith("$"):
+            continue
+        if value is None:
+            result.pop(field, None)
+        elif isinstance(value, list):
+            result[field] = _merge_list(field, result.get(field), value, patch.get(f"$setElementOrder/{field}"))
+        else:
+            result[field] = strategic_merge_patch(result.get(field), value)
+    return result
 
 
 def _pointer(path: str) -> list[str]:

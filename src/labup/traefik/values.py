@@ -13,7 +13,7 @@ import yaml
 
 from labup import validators, yamlsafe
 from labup.errors import ConfigError
-from labup.traefik import guards, schema, template
+from labup.traefik import guards, template
 from labup.traefik.keys import TEMPLATE_SOURCE, USER_SOURCE, ValuesError
 from labup.traefik.pin import check_lab_version, load_pin
 from labup.traefik.tree import merge, require_string_keys, without_nulls
@@ -64,23 +64,28 @@ def build(lab: Lab, node: str | None = None) -> RenderedValues:
 
 def check(values: Mapping[str, Any], base: Mapping[str, Any]) -> None:
     """Guards, then the schema, on the values as the chart will see them. A problem is blamed on the
-    template (which users may edit too) when the template alone has it, else on the user's file:
-    the merge brought it in, even when the key it names is the template's (a user's `port: 8000`
-    makes the template's `hostPort: 80` wrong)."""
-    try:
-        _check(values)
-    except ValuesError:
+    template (which users may edit too) when the template alone has it at the same stage, else on
+    the user's file: the merge brought it in, even when the key it names is the template's (a
+    user's `port: 8000` makes the template's `hostPort: 80` wrong)."""
+    for stage in (_guards, _schema):
         try:
-            _check(base)
-        except ValuesError as own:
-            raise own.from_source(TEMPLATE_SOURCE) from None
-        raise
+            stage(without_nulls(values))
+        except ValuesError:
+            try:
+                stage(without_nulls(base))
+            except ValuesError as own:
+                raise own.from_source(TEMPLATE_SOURCE) from None
+            raise
 
 
-def _check(values: Mapping[str, Any]) -> None:
-    effective = without_nulls(values)
-    guards.check_all(effective)
-    schema.validate(effective)
+def _guards(values: Mapping[str, Any]) -> None:
+    guards.check_all(values)
+
+
+def _schema(values: Mapping[str, Any]) -> None:
+    from labup.traefik import schema  # jsonschema costs ~0.1 s to import: only once the guards pass
+
+    schema.validate(values)
 
 
 def load_user_values(path: Path | None) -> dict[str, Any]:
