@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import EXAMPLE, LABUP
 
 PHASES = ["vip", "helm", "namespace", "traefik", "verify"]

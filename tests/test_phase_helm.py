@@ -7,9 +7,11 @@ import io
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from labup.adapters import download, helmbin
 from labup.config import load
 from labup.engine.context import Context
 from labup.engine.runner import Runner
-from labup.errors import PermanentError, Unreadable
+from labup.errors import PermanentError, TransientError, Unreadable
 from labup.phases import helm as helm_phase
 from labup.ui import Reporter
 
@@ -56,8 +58,11 @@ def dist(tag: str, pytestconfig: pytest.Config) -> dict[str, bytes]:
     else:
         name, data = build_archive(binary, VERSION, tag)
         partial = cached.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(cached)
+        try:
+            partial.write_bytes(data)
+            partial.replace(cached)
+        except OSError:  # a read-only checkout: build it again next time
+            partial.unlink(missing_ok=True)
     return {name: data, f"{name}.sha256sum": sha256sum(name, data)}
 
 
@@ -434,3 +439,46 @@ def test_progress_bar_on_a_terminal_plain_line_otherwise() -> None:
         advance(2_000_000)
     assert plain.getvalue() == "  .. downloading helm.tgz (2.0 MB)\n"
 
+
+
+# -- the download adapter against real sockets: what is worth a retry -------------------------------
+
+
+def _one_shot_server(reply: bytes) -> tuple[str, threading.Thread]:
+    """Accept one connection on 127.0.0.1, read the request, send `reply` raw, close."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/f", thread
+
+
+def test_download_errors_are_sorted_transient_or_permanent(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    with pytest.raises(TransientError, match="refused"):
+        download.fetch_text(f"http://127.0.0.1:{port}/f", timeout=2)
+
+    silent = socket.create_server(("127.0.0.1", 0))  # connects (the backlog), never answers
+    with silent, pytest.raises(TransientError, match="timed out"):
+        download.fetch_text(f"http://127.0.0.1:{silent.getsockname()[1]}/f", timeout=0.3)
+
+    url, thread = _one_shot_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+    with pytest.raises(TransientError, match="connection closed after 10 of 100 bytes"), \
+            download.open_url(url, timeout=2) as got:
+        got.copy_to(io.BytesIO())
+    thread.join(2)
+
+    for status, kind in ((503, TransientError), (429, TransientError), (403, PermanentError)):
+        url, thread = _one_shot_server(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        with pytest.raises(kind, match=f"HTTP {status}") as caught:
+            download.fetch_text(url, timeout=2)
+        assert type(caught.value) is kind
+        thread.join(2)

@@ -23,7 +23,7 @@ import yaml
 
 from conftest import REPO, example_data, run_labup
 from labup.config import load
-from labup.errors import ConfigError
+from labup.errors import ConfigError, PermanentError
 from labup.traefik import guards, schema, template
 from labup.traefik.keys import TEMPLATE_SOURCE, ValuesError
 from labup.traefik.tree import merge, without_nulls
@@ -198,15 +198,14 @@ def test_user_values_merge_last(tmp_path: Path) -> None:
         "log:\n  level: DEBUG\n"
         "tolerations: []\n"                                   # lists replace, never append
         "ports:\n  web:\n    forwardedHeaders:\n      trustedIPs: [10.0.0.0/8]\n"
-        "deployment:\n  podLabels: {team: lab}\n"
-        "providers:\n  kubernetesIngress:\n    publishedService: null\n")))  # null reaches Helm as null
+        "deployment:\n  podLabels: {team: lab}\n  dnsConfig: null\n")))  # null reaches Helm as null
     assert values["log"]["level"] == "DEBUG"
     assert values["tolerations"] == []
     assert values["ports"]["web"]["forwardedHeaders"]["trustedIPs"] == ["10.0.0.0/8"]
     assert values["ports"]["web"]["port"] == 80 and values["deployment"]["replicas"] == 1  # maps merge
     assert values["deployment"]["podLabels"] == {"team": "lab"}
-    assert values["providers"]["kubernetesIngress"] == {"publishedService": None,
-                                                        "ingressEndpoint": {"ip": "192.168.1.250"}}
+    assert values["deployment"]["dnsConfig"] is None  # Helm deletes the chart's default with it
+    assert values["deployment"]["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert "extra-values.yaml merged last" in text
 
 
@@ -340,3 +339,11 @@ def test_template_placeholders_are_values_not_text() -> None:
     filled = template.fill({"k": "${v}", "${name}": {"x": "${none}"}, "keep": None},
                            {"v": "a\nb: c", "name": "le", "none": None})
     assert filled == {"k": "a\nb: c", "le": {}, "keep": None}
+
+
+def test_node_found_at_run_time_is_pinned(tmp_path: Path) -> None:
+    rendered = build(load(lab_with(tmp_path)), node="talos-cp-2")
+    assert rendered.values["nodeSelector"] == {"kubernetes.io/hostname": "talos-cp-2"}
+    assert "# nodeSelector: talos-cp-2 holds the VIP 192.168.1.250." in rendered.to_yaml()
+    with pytest.raises(PermanentError):
+        build(load(lab_with(tmp_path)), node="bad node\nx: 1")

@@ -391,6 +391,14 @@ def test_judge_holder(lab: Lab, holder: str | None, mac: str | None, status: str
     assert result.data["holder"] == holder
 
 
+def test_judge_holder_when_talos_cannot_be_read(lab: Lab) -> None:
+    nodes = tuple(NodeLinks(n, a, r, error="rpc error: code = Unavailable") for n, a, r in
+                  (("cp", "192.0.2.10", "controlplane"), ("wk", "192.0.2.11", "worker")))
+    result = judge_holder(ctx_for(lab), VipFacts(VIP, nodes), net.Neighbour(VIP, CP_MAC))
+    assert result.status == FAIL and result.summary.startswith("cannot ask Talos")
+    assert "talos.endpoints" in (result.hint or "")
+
+
 def test_judge_holder_split_brain(lab: Lab) -> None:
     second = NodeLinks("cp2", "192.0.2.12", "controlplane", {"ens18": "02:00:00:00:00:0c"}, "ens18")
     result = judge_holder(ctx_for(lab), facts_with("cp", second), net.Neighbour(VIP, CP_MAC))

@@ -33,6 +33,11 @@ REPLACED = {
 }
 
 
+# `omitempty` lists: once their last entry is deleted, Go's encoder drops the key altogether
+# (`NetworkInterfaces NetworkDeviceList yaml:"interfaces,omitempty"` in v1alpha1_types.go).
+OMITEMPTY_LISTS = {("machine", "network", "interfaces"), ("machine", "network", "interfaces", "*", "vlans")}
+
+
 class _ZeroedDocument(Exception):
     """The selector deleted a whole document."""
 
@@ -131,6 +136,7 @@ def _apply_selector(doc: dict[str, Any], sel: Selector) -> None:
         raise _ZeroedDocument
     try:
         _delete_path(doc, sel.path, sel.key, sel.value)
+        _drop_empty_list(doc, sel.path)
     except TalosError as exc:
         if sel.name:
             raise TalosError(
@@ -140,6 +146,20 @@ def _apply_selector(doc: dict[str, Any], sel: Selector) -> None:
             f"patch delete: path '{dotted}' in document '{api_version}/{kind}': "
             f"failed to delete path '{dotted}': {exc.message}"
         ) from None
+
+
+def _drop_empty_list(doc: dict[str, Any], path: list[str]) -> None:
+    """After a list entry is deleted: an emptied `omitempty` list is not encoded at all."""
+    if len(path) < 2 or not path[-1].startswith("["):
+        return
+    parent: Any = doc
+    for part in path[:-2]:
+        parent = parent[int(part[1:-1])] if isinstance(parent, list) else parent.get(part)
+        if parent is None:
+            return
+    generic = tuple("*" if p.startswith("[") else p for p in path[:-1])
+    if isinstance(parent, dict) and generic in OMITEMPTY_LISTS and parent.get(path[-2]) == []:
+        del parent[path[-2]]
 
 
 def _delete_path(doc: dict[str, Any], path: list[str], key: str, value: str) -> None:

@@ -111,7 +111,7 @@ class HelmBinaryStep(Step):
         tag, url = seen.data["tag"], seen.data["url"]
         name = helmbin.archive_name(self.cfg.version, tag)
         folder = self.cfg.install_dir
-        created = helmbin.make_folder(folder)
+        created = _local(folder, lambda: helmbin.make_folder(folder))
         try:
             checksum_url = f"{url}.sha256sum"
             expected = download.parse_sha256sum(
@@ -132,7 +132,7 @@ class HelmBinaryStep(Step):
                 if reported != self.cfg.version:
                     raise PermanentError(f"the downloaded {name} says it is helm v{reported}, "
                                          f"not v{self.cfg.version}: not installed")
-                backup = helmbin.install(new, self.target)
+                backup = _local(folder, lambda: helmbin.install(new, self.target))
             finally:
                 new.unlink(missing_ok=True)  # already renamed into place, unless something failed
         except BaseException:
@@ -187,6 +187,15 @@ def _download(ctx: Context, fn: Any, what: str) -> Any:
         return ctx.retry(fn, what)
     except TransientError as exc:
         raise PermanentError(f"{what}: {exc.message} (gave up after retrying)", hint=_MIRROR_HINT) from exc
+
+
+def _local(folder: Path, fn: Any) -> Any:
+    """A file operation in install_dir: its failure is the user's to fix, said naming the folder."""
+    try:
+        return fn()
+    except OSError as exc:
+        raise PermanentError(f"could not install helm into helm.install_dir {folder}: {exc}",
+                             hint="check the folder's permissions and free space") from exc
 
 
 def _on_path(folder: Path) -> bool:

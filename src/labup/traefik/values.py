@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from labup import validators, yamlsafe
-from labup.errors import ConfigError
+from labup.errors import ConfigError, PermanentError
 from labup.traefik import guards, template
 from labup.traefik.keys import TEMPLATE_SOURCE, USER_SOURCE, ValuesError
 from labup.traefik.pin import check_lab_version, load_pin
@@ -49,7 +49,8 @@ def build(lab: Lab, node: str | None = None) -> RenderedValues:
         notes += [f"nodeSelector: {node} is the first control-plane node in lab.yaml: no cluster was asked.",
                   "`labup apply` pins Traefik to the node that holds the VIP at that time."]
     elif problem := validators.dns_subdomain(node):
-        raise ConfigError("node", problem)  # a node name from the cluster, checked before it lands in YAML
+        # the name comes from the cluster (the VIP holder): checked before it lands in the values
+        raise PermanentError(f"node name from the cluster: {problem}")
     else:
         notes.append(f"nodeSelector: {node} holds the VIP {lab.vip.address}.")
 

@@ -1,0 +1,327 @@
+"""Talos, through talosctl: the only code in labup that runs talosctl (explicit argv, never a shell).
+
+Every call gets the lab's global flags (`--talosconfig`, `--context`, `-e` endpoints: lab.talos, the
+endpoints defaulting to the control-plane addresses, never the VIP) and a timeout (talos.timeout_s).
+
+Errors: an unreachable node (gRPC `Unavailable`, `DeadlineExceeded`, dial errors, a timeout) is a
+TransientError, which the engine retries; anything else is a PermanentError carrying talosctl's own
+text. A call is judged by its exit code only: talosctl prints `patched MachineConfigs...` before the
+node has accepted anything, and a `WARNING: ... server version ... is older than client version`
+line on successful calls.
+
+The machine config holds the cluster's secrets (CA keys, tokens): it is read into memory only
+(MachineConfig), never logged, written to disk, or put into an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labup.adapters.process import ToolResult, ToolTimeout, find_tool, run_tool
+from labup.errors import PermanentError, TransientError, Unreadable
+from labup.redact import redact
+
+if TYPE_CHECKING:
+    from labup.config import Lab
+    from labup.engine.context import Context
+
+INSTALL_URL = "https://www.talos.dev/latest/talos-guides/install/talosctl/"
+CONTROL_PLANE_TYPES = ("controlplane", "init")  # `init` is the bootstrap control plane of old clusters
+
+# talosctl's texts for a node it cannot reach (or that did not answer): worth a retry
+_TRANSIENT_MARKERS = ("code = Unavailable", "code = DeadlineExceeded", "connection refused",
+                      "connection reset", "no route to host", "i/o timeout", "network is unreachable",
+                      "context deadline exceeded", "Error while dialing")
+# printed by talosctl on calls that succeed, or before the node's verdict: never a result
+_NOISE = (re.compile(r"^WARNING: .*server version .* is older than client version"),
+          re.compile(r"^patched MachineConfigs\.config\.talos\.dev/\S+ at the node "))
+_UNREACHABLE_HINT = ("is the node up, and its Talos API (port 50000) reachable from here? Check "
+                     "talos.endpoints and talos.talosconfig in lab.yaml")
+
+
+class TalosUnreachable(TransientError):
+    """The node (or the endpoint in front of it) did not answer."""
+
+
+class TalosFailed(PermanentError):
+    """talosctl said no; `detail` is its own (redacted, one-line) text."""
+
+    def __init__(self, message: str, detail: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    mac: str
+    type: str  # ether, loopback, ...
+    kind: str  # "" for a physical link; bond, vlan, ...
+    state: str  # operationalState: up, down, unknown
+
+    def describe(self) -> str:
+        what = self.kind or self.type
+        return f"{self.name} ({what}, {self.state})"
+
+
+@dataclass(frozen=True)
+class Address:
+    id: str  # <link>/<ip>/<prefix>, e.g. ens18/192.168.1.250/32
+    cidr: str  # spec.address: 192.168.1.250/32
+    link: str
+
+    @property
+    def ip(self) -> str:
+        return self.cidr.split("/", 1)[0]
+
+
+class MachineConfig:
+    """A node's machine config, parsed, in memory only: repr() and str() never show it."""
+
+    __slots__ = ("_documents",)
+
+    def __init__(self, documents: list[dict[str, Any]]) -> None:
+        self._documents = documents
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        return self._documents
+
+    def __repr__(self) -> str:
+        return f"<MachineConfig: {len(self._documents)} document(s), not shown: it holds secrets>"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    applied: bool  # False: talosctl said `Apply was skipped: no changes detected.`
+
+
+def parse_stream(text: str) -> Iterator[dict[str, Any]]:
+    """`talosctl get -o json` prints concatenated JSON objects, not an array: decode them one by one."""
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            return
+        obj, pos = decoder.raw_decode(text, pos)
+        if isinstance(obj, dict):
+            yield obj
+
+
+def server_tag(version_output: str) -> str | None:
+    """The node's `Tag:` from `talosctl version` (the part after `Server:`; the client's comes first)."""
+    _, found, server = version_output.partition("Server:")
+    match = re.search(r"^\s*Tag:\s*(\S+)", server, re.MULTILINE) if found else None
+    return match.group(1) if match else None
+
+
+def talos_error_text(stderr: str) -> str:
+    """talosctl's message on one line, without the lines that are not part of the verdict."""
+    lines = [ln.strip() for ln in stderr.splitlines()]
+    kept = [ln for ln in lines if ln and not any(rx.match(ln) for rx in _NOISE)]
+    return redact(" ".join(kept))
+
+
+def is_unreachable(text: str) -> bool:
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+class TalosAdapter:
+    """talosctl for one lab. Stateless apart from where talosctl is: safe to share in a run."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.timeout = lab.talos.timeout_s
+        self._binary: Path | None = None
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> TalosAdapter:
+        return cls(ctx.lab)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def version(self, node: str) -> str:
+        """The Talos version the node runs (`Tag:` under `Server:`), e.g. `v1.13.0`."""
+        out = self._run(node, ["version"], "version").stdout
+        tag = server_tag(out)
+        if tag is None:
+            raise TalosFailed(f"talosctl version on {node}: no server Tag in its output",
+                              detail="no server Tag", hint="is talosctl talking to a Talos node?")
+        return tag
+
+    def machinetype(self, node: str) -> str:
+        """controlplane | init | worker | unknown (init counts as control plane: CONTROL_PLANE_TYPES)."""
+        specs = [r.get("spec") for r in self._get(node, "machinetype")]
+        if not specs or not isinstance(specs[0], str):
+            raise TalosFailed(f"talosctl get machinetype on {node}: no machine type in the answer",
+                              detail="no machine type")
+        return specs[0]
+
+    def links(self, node: str) -> list[Link]:
+        out = []
+        for res in self._get(node, "links"):
+            spec, meta = res.get("spec") or {}, res.get("metadata") or {}
+            out.append(Link(name=str(meta.get("id", "")), mac=str(spec.get("hardwareAddr") or "").lower(),
+                            type=str(spec.get("type") or ""), kind=str(spec.get("kind") or ""),
+                            state=str(spec.get("operationalState") or "")))
+        return out
+
+    def addresses(self, node: str) -> list[Address]:
+        out = []
+        for res in self._get(node, "addresses"):
+            spec, meta = res.get("spec") or {}, res.get("metadata") or {}
+            rid = str(meta.get("id", ""))
+            out.append(Address(id=rid, cidr=str(spec.get("address") or rid.split("/", 1)[-1]),
+                               link=str(spec.get("linkName") or rid.split("/", 1)[0])))
+        return out
+
+    def nodename(self, node: str) -> str:
+        """The node's Kubernetes name (`get nodename`: spec.nodename)."""
+        for res in self._get(node, "nodename"):
+            spec = res.get("spec") or {}
+            if isinstance(spec, dict) and spec.get("nodename"):
+                return str(spec["nodename"])
+        raise TalosFailed(f"talosctl get nodename on {node}: no node name in the answer", detail="no nodename")
+
+    def machineconfig(self, node: str) -> MachineConfig:
+        """The running config, parsed in memory (all documents). Its text is never kept or shown."""
+        result = self._run(node, ["get", "machineconfig", "v1alpha1", "-o", "jsonpath={.spec}"],
+                           "get machineconfig")
+        return MachineConfig(load_config(result.stdout, node))
+
+    # -- the one write ----------------------------------------------------------------------------
+
+    def patch(self, node: str, fragment: str) -> PatchOutcome:
+        """`patch machineconfig --patch @file --mode no-reboot`: a VIP never needs a reboot, and
+        no-reboot makes sure a mistake can never reboot a node. The file holds labup's fragment only,
+        in a private folder (0700, file 0600), removed afterwards whatever happens."""
+        folder = tempfile.mkdtemp(prefix="labup-talos-patch-")
+        try:
+            path = os.path.join(folder, "patch.yaml")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(fragment)
+            result = self._run(node, ["patch", "machineconfig", "--patch", f"@{path}",
+                                      "--mode", "no-reboot"], "patch machineconfig")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return PatchOutcome(applied="Apply was skipped: no changes detected." not in result.stderr)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def global_args(self, node: str) -> list[str]:
+        talos = self.lab.talos
+        args: list[str] = []
+        if talos.talosconfig:
+            args += ["--talosconfig", str(talos.talosconfig)]
+        if talos.context:
+            args += ["--context", talos.context]
+        # never the VIP: it moves, and is down exactly when Talos is needed to repair it
+        endpoints = talos.endpoints or tuple(n.address for n in self.lab.control_planes)
+        return [*args, "-e", ",".join(endpoints), "-n", node]
+
+    def binary(self) -> Path:
+        if self._binary is None:
+            found = find_tool("talosctl")
+            if found is None:
+                raise Unreadable("talosctl not found on PATH; install it: "
+                                 f"{INSTALL_URL} (the version of your nodes)")
+            problem = self._talosconfig_problem()
+            if problem:
+                raise Unreadable(problem, hint="set talos.talosconfig in lab.yaml, or TALOSCONFIG")
+            self._binary = found
+        return self._binary
+
+    def _talosconfig_problem(self) -> str | None:
+        """talosctl's own message for a missing config is obscure: say which file is missing."""
+        if self.lab.talos.talosconfig:
+            path = self.lab.talos.talosconfig
+            return None if path.is_file() else f"talos.talosconfig: {path} does not exist"
+        env = os.environ.get("TALOSCONFIG")
+        if env:
+            return None if Path(env).is_file() else f"TALOSCONFIG={env}: no such file"
+        candidates = [Path("~/.talos/config").expanduser(), Path("/var/run/secrets/talos.dev/config")]
+        if any(p.is_file() for p in candidates):
+            return None
+        return f"no talosconfig: none of $TALOSCONFIG, {candidates[0]}, {candidates[1]} exists"
+
+    def _get(self, node: str, kind: str) -> list[dict[str, Any]]:
+        out = self._run(node, ["get", kind, "-o", "json"], f"get {kind}").stdout
+        try:
+            return list(parse_stream(out))
+        except ValueError as exc:
+            raise TalosFailed(f"talosctl get {kind} on {node}: not the JSON stream labup expects ({exc})",
+                              detail=str(exc), hint="is talosctl the Talos CLI, and recent enough?") from None
+
+    def _run(self, node: str, args: list[str], what: str) -> ToolResult:
+        binary = self.binary()
+        try:
+            result = run_tool(binary, [*self.global_args(node), *args], timeout=self.timeout, check=False)
+        except ToolTimeout:
+            raise TalosUnreachable(f"talosctl {what} on {node}: no answer within {self.timeout:g}s",
+                                   hint=_UNREACHABLE_HINT) from None
+        if result.exit_code == 0:
+            return result
+        detail = talos_error_text(result.stderr) or f"talosctl exited {result.exit_code} without a message"
+        message = f"talosctl {what} on {node}: {detail}"
+        if is_unreachable(detail):
+            raise TalosUnreachable(message, hint=_UNREACHABLE_HINT)
+        raise TalosFailed(message, detail, hint=_hint_for(detail))
+
+
+def _hint_for(detail: str) -> str | None:
+    if "virtual (shared) IP is not allowed on non-controlplane nodes" in detail:
+        return "the VIP belongs on control-plane nodes only: check nodes[].role in lab.yaml"
+    if '"Layer2VIPConfig" "v1alpha1": not registered' in detail:
+        return "this node runs Talos < 1.12, which knows only the machine.network.interfaces form of a VIP"
+    if "PermissionDenied" in detail or "certificate" in detail:
+        return "talosctl was refused: is the talosconfig (and its context) the one for this cluster?"
+    return None
+
+
+# -- the config as YAML: Go's yaml reads only true/false as booleans (`auto: off` is a string) ------
+
+def load_config(text: str, node: str) -> list[dict[str, Any]]:
+    """Parse the (multi-document) config. A YAML error says where, never quotes the config."""
+    import yaml
+
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_loader()) if d is not None]  # _loader() derives from SafeLoader
+    except yaml.YAMLError:
+        # PyYAML's message quotes the text around the error: it could be a key. Say only that.
+        raise PermanentError(f"the machine config of {node} is not valid YAML (not shown: it holds the "
+                             "cluster's secrets)", hint="is talosctl the Talos CLI?") from None
+    if not all(isinstance(d, dict) for d in docs):
+        raise PermanentError(f"the machine config of {node} has a document that is not a mapping")
+    return docs
+
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        boolean = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+        resolvers: dict[Any, Any] = {
+            first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
+            for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        for first in "tTfF":
+            resolvers.setdefault(first, []).insert(0, ("tag:yaml.org,2002:bool", boolean))
+        _LOADER = type("TalosConfigLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    return _LOADER

@@ -1,0 +1,129 @@
+"""One step per node of lab.yaml: a control-plane node gets the VIP patch in the form its Talos
+version wants; a worker gets nothing, and the plan says why (wall 1 of the story)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from labup.adapters.talos import CONTROL_PLANE_TYPES, MachineConfig
+from labup.engine.model import Observation, Step
+from labup.errors import PreflightError
+from labup.vip import forms
+from labup.vip.survey import Survey, label, talos
+
+if TYPE_CHECKING:
+    from labup.config import Lab, Node
+    from labup.engine.context import Context
+
+WORKER_WALL = "virtual (shared) IP is not allowed on non-controlplane nodes"
+
+
+def check_role(ctx: Context, survey: Survey, node: Node) -> str:
+    """Talos' own machine type must agree with lab.yaml (init counts as control plane)."""
+    talos_role = survey.machinetype(ctx, node)
+    talos_cp = talos_role in CONTROL_PLANE_TYPES
+    where = f"nodes[{ctx.lab.nodes.index(node)}]"
+    if talos_role not in (*CONTROL_PLANE_TYPES, "worker"):
+        raise PreflightError(f"{label(node)}: Talos reports machine type '{talos_role}', not controlplane "
+                             "or worker: is the node configured yet?",
+                             hint=f"apply its machine config first, or fix {where}.address")
+    if talos_cp == node.is_control_plane:
+        return talos_role
+    if node.is_control_plane:
+        raise PreflightError(
+            f"{label(node)}: lab.yaml says role: controlplane, Talos says {talos_role}: the VIP goes to "
+            f"control-plane nodes only (Talos refuses it on a worker: \"{WORKER_WALL}\")",
+            hint=f"set {where}.role: worker in lab.yaml (or fix {where}.address if it names the wrong machine)")
+    raise PreflightError(
+        f"{label(node)}: lab.yaml says role: worker, Talos says {talos_role}",
+        hint=f"set {where}.role: controlplane in lab.yaml (or fix {where}.address if it names the wrong "
+             "machine): it should carry the VIP")
+
+
+class NodeVipStep(Step):
+    """The VIP patch for one control-plane node; undo removes exactly what it added."""
+
+    def __init__(self, lab: Lab, node: Node, survey: Survey) -> None:
+        self.node = node
+        self.name = node.name
+        self.survey = survey
+        self.want = forms.Want(lab.vip.address, lab.vip.interface)
+        self._snapshot: MachineConfig | None = None  # pre-flight's read, used by the first observe
+
+    # -- read -------------------------------------------------------------------------------------
+
+    def _facts(self, ctx: Context) -> tuple[str, str]:
+        """(form, label) once role, version and link are known good."""
+        check_role(ctx, self.survey, self.node)
+        tag = self.survey.version(ctx, self.node)
+        version = forms.parse_version(tag)
+        if version is None:
+            raise PreflightError(f"{label(self.node)}: cannot tell its Talos version from '{tag}'",
+                                 hint="is talosctl talking to a Talos node?")
+        links = self.survey.links(ctx, self.node)
+        if self.want.link not in [link.name for link in links]:
+            real = [link for link in links if link.type != "loopback" and link.name != "lo"]
+            named = ", ".join(link.describe() for link in real) or "none but loopback"
+            raise PreflightError(
+                f"vip.interface: link '{self.want.link}' does not exist on {label(self.node, tag)}; "
+                f"its links: {named}",
+                hint="set vip.interface in lab.yaml to the link on the nodes' LAN"
+                     + (f", e.g. {real[0].name}" if real else ""))
+        return forms.form_for(version), label(self.node, tag)
+
+    def preflight(self, ctx: Context) -> None:
+        form, who = self._facts(ctx)
+        config = self.survey.machineconfig(ctx, self.node)
+        forms.plan(config, form, self.want, who)  # a VIP configured elsewhere stops the run here
+        self._snapshot = config
+
+    def observe(self, ctx: Context) -> Observation:
+        form, who = self._facts(ctx)
+        config, self._snapshot = self._snapshot, None
+        if config is None:  # every observe after the first reads the node again
+            config = self.survey.machineconfig(ctx, self.node)
+        plan = forms.plan(config, form, self.want, who)
+        del config  # the secrets leave memory with the read; only the plan (no secret) is kept
+        if plan.converged:
+            self.survey.configured.add(self.node.address)
+        return Observation(plan.converged, plan.summary, diff=plan.diff, data={"plan": plan})
+
+    # -- write ------------------------------------------------------------------------------------
+
+    def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
+        plan: forms.NodePlan = seen.data["plan"]
+        assert plan.fragment is not None  # not converged: there is a patch
+        talos(ctx).patch(self.node.address, plan.fragment)
+        self.survey.configured.add(self.node.address)
+        # journaled: which VIP, where and in which form; never the config
+        return {"node": self.node.address, "name": self.node.name, "form": plan.form,
+                "vip": self.want.vip, "link": self.want.link, "created_entry": plan.created_entry}
+
+    def undo(self, ctx: Context, data: dict[str, Any]) -> str:
+        adapter = talos(ctx)
+        config = adapter.machineconfig(data["node"])  # check it is still there: deleting an absent path fails
+        fragment, done = forms.rollback(config, data)
+        del config
+        if fragment is not None:
+            adapter.patch(data["node"], fragment)
+        return done
+
+
+class WorkerStep(Step):
+    """A worker never gets a VIP patch; its role is still checked against Talos."""
+
+    def __init__(self, node: Node, survey: Survey) -> None:
+        self.node = node
+        self.name = node.name
+        self.survey = survey
+
+    def preflight(self, ctx: Context) -> None:
+        check_role(ctx, self.survey, self.node)
+
+    def observe(self, ctx: Context) -> Observation:
+        check_role(ctx, self.survey, self.node)
+        return Observation(True, f"{label(self.node)} is a worker: no VIP patch. Talos refuses a VIP there "
+                                 f"(\"{WORKER_WALL}\"): the VIP belongs on control-plane nodes only")
+
+    def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
+        raise AssertionError("a worker is never sent a VIP patch")
