@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from labup.config import load
 from labup.runs import Options, guarded, run_phases
+
 from memsteps import FileStep, phase
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import EXAMPLE, example_data, run_labup
 from labup.config import load
+
+from conftest import EXAMPLE, example_data, run_labup
 
 CASES = yaml.safe_load((Path(__file__).parent / "fixtures" / "invalid_labs.yaml").read_text())
 

@@ -19,6 +19,7 @@ from labup.engine.context import Context
 from labup.engine.journal import Journal, ensure_state_dir
 from labup.engine.runner import Runner
 from labup.ui import Reporter
+
 from memsteps import FileStep, phase
 
 HERE = Path(__file__).parent

@@ -16,7 +16,6 @@ from kubeemu import KubeEmulator
 from kubeemu.helmrelease import decode_release, release_secrets, set_latest_status
 from kubeemu.helmrun import helm_binary, run_helm
 
-
 CHART = Path(__file__).parent / "charts" / "mini"
 
 

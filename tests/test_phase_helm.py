@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, LABUP, REPO, example_data, run_labup
-from helmdist import Mirror, build_archive, real_helm, serving, sha256sum
 from labup.adapters import download, helmbin
 from labup.config import load
 from labup.engine.context import Context
@@ -26,6 +24,9 @@ from labup.engine.runner import Runner
 from labup.errors import PermanentError, TransientError, Unreadable
 from labup.phases import helm as helm_phase
 from labup.ui import Reporter
+
+from conftest import EXAMPLE, LABUP, REPO, example_data, run_labup
+from helmdist import Mirror, build_archive, real_helm, serving, sha256sum
 
 VERSION = "4.1.4"
 OLD_HELM = "#!/bin/sh\n# a stand-in for an old helm: answers `helm version` only\necho v3.0.0\n"

@@ -238,8 +238,8 @@ class KubeAdapter:
 
     @property
     def server(self) -> str:
-        return str(self._client().configuration.host) if self._api is not None or self._load_error is None \
-            else "(unknown server)"
+        """The API server's URL once the kubeconfig is loaded (for messages)."""
+        return str(self._api.configuration.host) if self._api is not None else "(kubeconfig not loaded yet)"
 
     def check_config(self) -> None:
         """Read the kubeconfig (no request): Unreadable with the path and a hint if it cannot be used."""
