@@ -21,13 +21,14 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO, example_data, run_labup
 from labup.config import load
 from labup.errors import ConfigError, PermanentError
 from labup.traefik import guards, schema, template
 from labup.traefik.keys import TEMPLATE_SOURCE, ValuesError
 from labup.traefik.tree import merge, without_nulls
 from labup.traefik.values import LETSENCRYPT_STAGING, build
+
+from conftest import REPO, example_data, run_labup
 
 SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
     "traefik-chart-41.3.0.values.schema.json"

@@ -59,10 +59,10 @@ def resolve_neighbour(address: str, timeout: float) -> Neighbour:
         # routed through a gateway: the kernel ARPs for the gateway, never for the VIP
         return Neighbour(address, device=route[0], gateway=route[1], source="/proc/net/route",
                          seconds=time.monotonic() - started)
-    last_sent = 0.0
+    last_sent: float | None = None
     while True:
         now = time.monotonic()
-        if now - last_sent >= _RESEND_S:
+        if last_sent is None or now - last_sent >= _RESEND_S:
             problem = _poke(address, ip.version)
             if problem:
                 return Neighbour(address, error=problem, source="udp",

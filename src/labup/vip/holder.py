@@ -64,10 +64,15 @@ class HolderStep(Step):
         deadline = time.monotonic() + timeout
         interval = min(2.0, max(0.2, timeout / 30))
         adapter = talos(ctx)
+        started = time.monotonic()
         while True:
             # one attempt per node and round: an unreachable node must not eat the whole wait
             last = self._look(lambda n: adapter.addresses(n.address))
             if last.holders:
+                node, link = last.holders[0]
+                # the runner reports the step with the summary read before the wait: say who holds it
+                ctx.reporter.note(f"the VIP {self.vip} came up on {node.name} ({node.address}) on {link} "
+                                  f"after {time.monotonic() - started:.1f}s")
                 return None  # nothing to undo: waiting changed nothing
             if time.monotonic() + interval > deadline:
                 raise PermanentError(f"no control-plane node announced the VIP {self.vip} within {timeout:g}s "
