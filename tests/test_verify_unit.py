@@ -40,6 +40,7 @@ from labup.checks.tls import judge_cert
 from labup.checks.vip import ARP_FACT, judge_holder
 from labup.config import Lab, parse
 from labup.runs import Options
+
 from netlab.certs import CertSet, make_cert_set
 
 VIP = "192.0.2.250"

@@ -73,6 +73,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _send(self, code: int, body: Any, content_type: str = "application/json",
               extra: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if not self._logged:  # log before answering: a test reading the log right after sees it
+            self._log(*self._request, code)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -89,6 +91,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         code = 500
         self._logged = False
+        self._request = (path, query, content_type)
         try:
             self._check_auth()
             fault = self.emu.faults.take(self.command, path)

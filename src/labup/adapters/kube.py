@@ -111,7 +111,8 @@ def error_for_status(call: Call, status: int, body: bytes | str | None, server: 
             status=status, reason=reason or "Unauthorized")
     if status == 403:
         return KubeForbidden(
-            f"labup needs {call.permission} and the kubeconfig's user does not have it ({detail})",
+            f"permission denied: labup needs {call.permission}, which the kubeconfig's user does not "
+            f"have ({detail})",
             hint="grant it to that user (a ClusterRole for cluster-scoped resources), or point "
                  "kubernetes.kubeconfig / kubernetes.context at an admin kubeconfig",
             reason=reason or "Forbidden", call=call)
@@ -198,10 +199,6 @@ class Contents:
     found: list[str] = field(default_factory=list)  # "pods/traefik-abc", "ingressroutes.traefik.io/x"
     unchecked: list[str] = field(default_factory=list)  # kinds labup could not list, with why
 
-    @property
-    def empty(self) -> bool:
-        return not self.found and not self.unchecked
-
 
 class KubeAdapter:
     """One per run (`ctx.adapter("kube", KubeAdapter.from_context)`); safe to share across threads.
@@ -235,11 +232,6 @@ class KubeAdapter:
         files = os.pathsep.join(str(p) for p in self.paths)
         context = f", context {self.context}" if self.context else ""
         return f"{files} ({self.source}{context})"
-
-    @property
-    def server(self) -> str:
-        """The API server's URL once the kubeconfig is loaded (for messages)."""
-        return str(self._api.configuration.host) if self._api is not None else "(kubeconfig not loaded yet)"
 
     def check_config(self) -> None:
         """Read the kubeconfig (no request): Unreadable with the path and a hint if it cannot be used."""

@@ -15,6 +15,7 @@ it holds nothing (see `KubeAdapter.namespace_contents`); otherwise it is left, a
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -70,10 +71,8 @@ class PrivilegedNamespace(Step):
         # One read now, so refused credentials or a missing `get` stop an apply before any phase
         # writes. An unreachable API is not judged here (the kubeconfig may name the VIP, which the
         # vip phase brings up): observe() retries and decides.
-        try:
+        with contextlib.suppress(TransientError):
             k.get_namespace(self.namespace)
-        except TransientError:
-            pass
 
     def observe(self, ctx: Context) -> Observation:
         k = kube(ctx)
@@ -147,7 +146,8 @@ def _restore_labels(k: KubeAdapter, ns: str, live: dict[str, Any], before: dict[
         k.patch_namespace_labels(ns, patch)
     restored = ", ".join(f"{key.rpartition('/')[2]}={old}" if old is not None
                          else f"{key.rpartition('/')[2]} removed" for key, old in patch.items())
-    text = f"restored namespace {ns}'s labels ({restored})" if patch else f"namespace {ns}'s labels were already as before"
+    text = (f"restored namespace {ns}'s labels ({restored})" if patch
+            else f"namespace {ns}'s labels were already as before")
     if kept:
         text += f"; left {', '.join(kept)}: changed since labup set it"
     return text
@@ -183,13 +183,13 @@ def read(ctx: Context, fn: Callable[[], Any], what: str) -> Any:
     try:
         return ctx.retry(fn, what)
     except TransientError as exc:
-        raise Unreadable(f"{what}: the Kubernetes API did not answer: {exc.message}",
+        raise Unreadable(f"{what}: {exc.message} (gave up after retrying)",
                          hint="is the cluster up, and kubernetes.kubeconfig's server reachable from here?") from exc
 
 
 def label_diff(ns: str, current: dict[str, str | None], *, exists: bool) -> str:
     """The labels that change, before (-) and after (+); other labels are untouched."""
-    lines = [f"  namespace/{ns} metadata.labels:" if exists
+    lines = [f"namespace/{ns} metadata.labels (the others stay as they are):" if exists
              else f"+ namespace/{ns} (annotated {CREATED_BY}: rollback deletes it while empty)"]
     for key, value in WANTED.items():
         old = current.get(key)
