@@ -279,6 +279,18 @@ def test_undo_keeps_labels_changed_since_and_namespaces_made_again(emu: KubeEmul
     assert step_.undo(ctx, {"namespace": "gone", "created": True, "marker": "m"}) == "namespace gone is already gone"
 
 
+def test_undo_never_deletes_a_namespace_it_cannot_see_all_of(emu: KubeEmulator, lab: Path) -> None:
+    ctx = context(lab)
+    step_ = phase.PrivilegedNamespace(ctx)
+    undo = step_.apply(ctx, step_.observe(ctx))
+    emu.inject_fault("GET", r"^/apis/apps/v1$", 503, count=1)  # an API group that does not answer
+    with pytest.raises(PermanentError, match=r"cannot tell whether namespace traefik .* is empty") as exc:
+        step_.undo(ctx, undo)  # undo-failed: the journal keeps it for a later `labup rollback`
+    assert "kubectl get all -n traefik" in (exc.value.hint or "")
+    assert emu.find("v1", "Namespace", "traefik") is not None
+    assert "deleted namespace traefik" in step_.undo(ctx, undo)  # answers again: empty, deleted
+
+
 def test_a_create_whose_answer_was_lost_is_recognised(emu: KubeEmulator, lab: Path) -> None:
     """The retried POST gets 409: the marker drawn in observe() tells labup's own namespace apart."""
     ctx = context(lab)

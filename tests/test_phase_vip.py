@@ -287,6 +287,22 @@ def test_without_talosctl_dry_run_is_unknown_and_apply_stops(vip_lab: Callable[.
 # -- the wait, and rollback on failure ------------------------------------------------------------
 
 
+def test_a_rollback_that_cannot_reach_the_node_says_how_to_finish(vip_lab: Callable[..., VipLab]) -> None:
+    lab = vip_lab()
+    original = lab.sim.config_text(EXAMPLE_CP)
+    assert lab.labup("phase", "vip").returncode == 0
+    lab.sim.set_reachable(EXAMPLE_CP, False)
+    lab.sim.clear_calls()
+    stuck = lab.labup("rollback", "vip")
+    assert stuck.returncode == 3  # the rollback did not complete
+    assert len(lab.sim.calls(verb="get", node=EXAMPLE_CP)) == ATTEMPTS and lab.patches() == []
+    assert "when 192.0.2.253 answers again, run `labup rollback vip`" in stuck.stderr
+    lab.sim.set_reachable(EXAMPLE_CP, True)
+    done = lab.labup("rollback", "vip")  # the journal still owns the change: the next rollback finishes
+    assert done.returncode == 0, done.stderr
+    assert lab.sim.config_text(EXAMPLE_CP) == original
+
+
 def test_a_vip_that_never_comes_up_is_explained_and_rolled_back(vip_lab: Callable[..., VipLab]) -> None:
     lab = vip_lab(wait_timeout_s=0.5)
     lab.sim.set_etcd_bootstrapped(False)

@@ -216,9 +216,10 @@ class KubeAdapter:
         self._load_error: Unreadable | None = None
 
     @classmethod
-    def from_lab(cls, lab: Lab) -> KubeAdapter:
+    def from_lab(cls, lab: Lab, timeout_s: float | None = None) -> KubeAdapter:
+        """timeout_s: a shorter bound than kubernetes.timeout_s (verify passes the time it has left)."""
         k = lab.kubernetes
-        return cls(k.kubeconfig, k.context, k.timeout_s)
+        return cls(k.kubeconfig, k.context, min(k.timeout_s, timeout_s) if timeout_s else k.timeout_s)
 
     @classmethod
     def from_context(cls, ctx: Context) -> KubeAdapter:

@@ -163,8 +163,8 @@ class Runner:
             if not after.converged:
                 raise PermanentError(f"{key}: still not converged after the change: {after.summary}",
                                      hint=after.reason)
-            self._record(m.StepResult(phase, step.name, m.CHANGED, seen.summary, seen.diff,
-                                      seconds=time.monotonic() - started))
+            self._record(m.StepResult(phase, step.name, m.CHANGED, f"{seen.summary}; now: {after.summary}",
+                                      seen.diff, seconds=time.monotonic() - started))
 
     def _record(self, result: m.StepResult) -> None:
         self._current = None

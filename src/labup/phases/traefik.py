@@ -1,5 +1,17 @@
-"""Phase traefik. `render` (the final Helm values, offline) is built; the install steps are not yet
-(their issue is open): PHASE has no steps, which the runner reports honestly (exit 1)."""
+"""Phase traefik: Traefik on the host network, pinned to the node that holds the VIP.
+
+Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just to undo):
+- `placement`: which control-plane node holds the VIP now (the vip phase's finding, else Talos),
+  and that Kubernetes knows it and would take Traefik's pod there. Writes nothing.
+- `release`: `helm upgrade --install` of the pinned chart with labup's values, only when the
+  deployed chart or values differ; helm's native rollback on failure; undo = back to the revision
+  live before this run, or uninstall when this run installed it.
+- `pod`: Traefik's pod Running and Ready on that node (bounded wait), else a precise diagnosis.
+  Sets ctx.facts["traefik_node"].
+
+The parts live in labup.traefik; the values template and the chart pin in the top-level
+phases/traefik/ folder.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,16 @@ from labup.phases import PHASE_HELP
 
 if TYPE_CHECKING:
     from labup.config import Lab
+    from labup.engine.context import Context
+    from labup.engine.model import Step
 
-PHASE = Phase("traefik", PHASE_HELP["traefik"], steps=None)
+
+def steps(ctx: Context) -> list[Step]:
+    from labup.traefik.placement import PlacementStep
+    from labup.traefik.release import ReleaseStep
+    from labup.traefik.rollout import PodStep
+
+    return [PlacementStep(ctx), ReleaseStep(ctx), PodStep(ctx)]
 
 
 def render(lab: Lab) -> str:
@@ -20,3 +40,6 @@ def render(lab: Lab) -> str:
     from labup.traefik.values import build  # jsonschema is imported only when values are built
 
     return build(lab).to_yaml()
+
+
+PHASE = Phase("traefik", PHASE_HELP["traefik"], steps=steps)

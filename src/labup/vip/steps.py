@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from labup.adapters.talos import CONTROL_PLANE_TYPES, MachineConfig
 from labup.engine.model import Observation, Step
-from labup.errors import PreflightError
+from labup.errors import LabupError, PreflightError
 from labup.vip import forms
 from labup.vip.survey import Survey, label, talos
 
@@ -101,11 +101,17 @@ class NodeVipStep(Step):
 
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         adapter = talos(ctx)
-        config = adapter.machineconfig(data["node"])  # check it is still there: deleting an absent path fails
-        fragment, done = forms.rollback(config, data)
-        del config
-        if fragment is not None:
-            adapter.patch(data["node"], fragment)
+        try:
+            config = adapter.machineconfig(data["node"])  # still there? deleting an absent path fails
+            fragment, done = forms.rollback(config, data)
+            del config
+            if fragment is not None:
+                adapter.patch(data["node"], fragment)
+        except LabupError as exc:  # same error (a transient one is still retried), with the way out
+            by_hand = (f"when {data['node']} answers again, run `labup rollback vip`; by hand: remove the "
+                       f"VIP {data['vip']} from its config (phases/vip/ has the rollback patches)")
+            exc.hint = f"{exc.hint}; {by_hand}" if exc.hint else by_hand
+            raise
         return done
 
 
@@ -122,8 +128,9 @@ class WorkerStep(Step):
 
     def observe(self, ctx: Context) -> Observation:
         check_role(ctx, self.survey, self.node)
-        return Observation(True, f"{label(self.node)} is a worker: no VIP patch. Talos refuses a VIP there "
-                                 f"(\"{WORKER_WALL}\"): the VIP belongs on control-plane nodes only")
+        return Observation(True, f"{label(self.node)} is a worker: no VIP patch. The VIP belongs on "
+                                 f"control-plane nodes only: Talos refuses it on a worker (\"{WORKER_WALL}\"), "
+                                 "or from 1.12 accepts the document but never brings the VIP up")
 
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
         raise AssertionError("a worker is never sent a VIP patch")

@@ -1,0 +1,61 @@
+"""The traefik phase's handles on the outside systems (one adapter of each per run) and its reads.
+
+A read that stays unanswered after the lab's retries means "unknown", not "failed": it becomes
+Unreadable, so a dry run shows `unknown` with the reason and an apply stops before writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from labup.adapters.kube import Call, KubeAdapter, KubeNotFound
+from labup.errors import TransientError, Unreadable
+
+if TYPE_CHECKING:
+    from labup.adapters.helm import HelmAdapter
+    from labup.engine.context import Context
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def helm(ctx: Context) -> HelmAdapter:
+    """The helm found by the helm phase (Unreadable when there is none: dry runs show unknown)."""
+    from labup.adapters.helm import HelmAdapter
+
+    return ctx.adapter("helm", HelmAdapter.from_context)  # type: ignore[no-any-return]
+
+
+def kube(ctx: Context) -> KubeAdapter:
+    return ctx.adapter("kube", KubeAdapter.from_context)  # type: ignore[no-any-return]
+
+
+def read(ctx: Context, fn: Callable[[], T], what: str) -> T:
+    """A read with the lab's retry policy; still unanswered after it: Unreadable."""
+    try:
+        return ctx.retry(fn, what)  # type: ignore[no-any-return]
+    except TransientError as exc:
+        raise Unreadable(f"{what}: no answer: {exc.message}",
+                         hint=exc.hint or "is the cluster up, and kubernetes.kubeconfig's server reachable?") from exc
+
+
+# -- Kubernetes reads the shared adapter does not have (yet): thin, on its public request() ------
+
+
+def get_workload(k: KubeAdapter, kind: str, namespace: str, name: str) -> Obj | None:
+    """A Deployment or DaemonSet (apps/v1), or None when absent."""
+    plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
+    try:
+        return k.request("GET", f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/{plural}/"
+                                f"{quote(name, safe='')}", Call("get", plural, namespace, "apps"))
+    except KubeNotFound:
+        return None
+
+
+def pods_on_node(k: KubeAdapter, node: str) -> list[Obj]:
+    """Every pod bound to `node`, in every namespace (who else holds a host port there)."""
+    doc = k.request("GET", "/api/v1/pods", Call("list", "pods"),
+                    query={"fieldSelector": f"spec.nodeName={node}", "limit": 500})
+    return [p for p in doc.get("items") or [] if isinstance(p, dict)]

@@ -1,0 +1,316 @@
+"""The Helm release: install or upgrade Traefik with labup's values, pinned to the VIP's node.
+
+observe() compares the deployed revision with what labup would install: the chart (name and pinned
+version) and the values (`helm get values`, the ones the release was given). Equal: converged, no
+helm write at all. Otherwise the diff is the values (and, on a dry run with the chart at hand, the
+manifest: `helm template` against `helm get manifest`).
+
+apply() is one `helm upgrade --install` with the pinned `--version`, the values from a 0600 file,
+`--reset-values`, a bounded wait (traefik.wait_timeout_s) and the native rollback of the installed
+helm (Helm 4 `--rollback-on-failure --wait=watcher`, Helm 3 `--atomic --wait`): a failed upgrade
+is rolled back by helm itself, a failed first install uninstalled, and labup says which, with what
+the cluster says about why (Pod Security, scheduling, ports).
+
+undo() (a later step failed, or `labup rollback traefik`) goes back to the revision that was live
+before this run (`helm rollback REL REV`), or uninstalls the release when this run installed it;
+a release changed since by someone else is left alone, and the report says so.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labup import yamlsafe
+from labup.adapters.helm import (
+    ChartRef,
+    HelmAdapter,
+    HelmFailed,
+    HelmReleaseBusy,
+    HelmRolledBack,
+    Revision,
+    last_deployed,
+)
+from labup.engine.model import Observation, Step
+from labup.errors import LabupError, PermanentError, PreflightError, TransientError, Unreadable
+from labup.traefik import diagnose
+from labup.traefik.access import helm, kube, read
+from labup.traefik.diffs import comparable, manifest_diff, values_diff
+from labup.traefik.pin import load_pin
+from labup.traefik.placement import FACT as PLACEMENT
+
+if TYPE_CHECKING:
+    from labup.engine.context import Context
+    from labup.traefik.values import RenderedValues
+
+FACT = "traefik_release"  # {"converged": bool, "revision": int | None}: read by the pod step
+
+
+class ReleaseStep(Step):
+    name = "release"
+    long_running = True
+
+    def __init__(self, ctx: Context) -> None:
+        # no I/O: `labup rollback` builds steps just to undo
+        self.lab = ctx.lab
+        self.release = ctx.lab.traefik.release
+        self.namespace = ctx.lab.traefik.namespace
+        self.version = ctx.lab.traefik.chart_version.lstrip("v")
+        self.chart = ChartRef.of(ctx.lab)
+
+    # -- read -------------------------------------------------------------------------------------
+
+    def preflight(self, ctx: Context) -> None:
+        check_local_chart(self.chart, self.version)
+        h = helm(ctx)  # no helm: Unreadable (a dry run shows unknown, an apply stops here)
+        kube(ctx).check_config()  # no kubeconfig: Unreadable, before helm would dial localhost:8080
+        if self.chart.at_hand:
+            # The real chart fails on values its schema lets through (nulls, its own guards): render
+            # it offline now, so such values stop the run before anything is written anywhere.
+            self._template(h, self._values(ctx, None))
+        try:
+            history = h.history(self.release, self.namespace)
+        except TransientError:
+            return  # the API may sit behind the VIP, which the vip phase brings up: observe() decides
+        if history and history[-1].pending:
+            stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
+            raise PreflightError(stuck.message, hint=stuck.hint)
+
+    def observe(self, ctx: Context) -> Observation:
+        node, note = self._node(ctx)
+        rendered = self._values(ctx, node)
+        desired = rendered.values
+        target = f"{load_pin().name}-{self.version}"
+        where = f"{self.release} in namespace {self.namespace}"
+        ctx.facts[FACT] = {"converged": False, "revision": None}
+        try:
+            h = helm(ctx)
+            history = read(ctx, lambda: h.history(self.release, self.namespace), f"helm history {self.release}")
+        except Unreadable as exc:
+            return Observation(None, f"release {where}: its deployed state could not be read{note}",
+                               diff=values_diff(None, desired, "deployed values: unknown"), reason=exc.message)
+        if not history:
+            diff = values_diff(None, desired, f"new release {self.release}: no values deployed")
+            if ctx.dry_run:
+                diff = _join(diff, self._manifest_diff(ctx, h, desired, None))
+            return Observation(False, f"new release: install {where}, chart {target}, pinned to {node}{note}",
+                               diff=diff, data={"previous": None, "had_release": False})
+        latest = history[-1]
+        if latest.pending:
+            stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
+            raise PermanentError(stuck.message, hint=stuck.hint)
+        deployed = read(ctx, lambda: h.get_values(self.release, self.namespace, latest.revision),
+                        f"helm get values {self.release}")
+        same_chart = (latest.chart_name, latest.chart_version) == (load_pin().name, self.version)
+        same_values = comparable(deployed) == comparable(desired)
+        if latest.status == "deployed" and same_chart and same_values:
+            ctx.facts[FACT] = {"converged": True, "revision": latest.revision}
+            return Observation(True, f"release {where}: revision {latest.revision} runs {latest.chart} with "
+                                     f"labup's values (pinned to {node})")
+        changes = []
+        if latest.status != "deployed":
+            changes.append(f"its last revision ({latest.revision}) is {latest.status}")
+        if not same_chart:
+            changes.append(f"chart {latest.chart} -> {target}")
+        if not same_values:
+            changes.append("values differ")
+        diff = values_diff(deployed, desired, f"values of revision {latest.revision} ({latest.status})")
+        if not same_chart:
+            diff = _join(f"chart: {latest.chart} -> {target}", diff)
+        if ctx.dry_run:
+            diff = _join(diff, self._manifest_diff(ctx, h, desired, latest))
+        previous = last_deployed(history)
+        return Observation(False, f"upgrade {where} ({'; '.join(changes)}), pinned to {node}{note}", diff=diff,
+                           data={"previous": previous.revision if previous else None, "had_release": True})
+
+    # -- write ------------------------------------------------------------------------------------
+
+    def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
+        h = helm(ctx)
+        node = self._pinned(ctx)
+        values = self._values(ctx, node).values
+        if self.chart.kind == "repo" and self.chart.repo_name and self.chart.repo_url:
+            h.repo_add(self.chart.repo_name, self.chart.repo_url)
+        wait = self.lab.traefik.wait_timeout_s
+        ctx.reporter.note(f"helm v{h.version} upgrade --install {self.release} {' '.join(h.safety_args())} "
+                          f"--timeout {wait:g}s (pinned to {node})")
+        started = time.time()
+        try:
+            h.upgrade_install(self.release, self.chart, self.namespace, self.version, values, wait,
+                              description=f"labup: lab {self.lab.name}, pinned to {node}")
+        except HelmRolledBack as exc:
+            raise self._rolled_back(ctx, h, exc, seen, started) from None
+        except HelmReleaseBusy:
+            history = h.history(self.release, self.namespace)
+            stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
+            raise PermanentError(stuck.message, hint=stuck.hint) from None
+        except HelmFailed as exc:
+            if not seen.data.get("had_release"):
+                left = self._remove_failed_install(h)
+                raise PermanentError(f"{exc.message}; {left}", hint=exc.hint) from None
+            raise
+        history = h.history(self.release, self.namespace)
+        # journaled: names and numbers only
+        return {"release": self.release, "namespace": self.namespace, "node": node,
+                "revision": history[-1].revision if history else None, "previous": seen.data.get("previous")}
+
+    def undo(self, ctx: Context, data: dict[str, Any]) -> str:
+        h = helm(ctx)
+        release, namespace = str(data["release"]), str(data["namespace"])  # the journaled ones
+        history = h.history(release, namespace)
+        if not history:
+            return f"release {release} in namespace {namespace} is already gone"
+        latest = history[-1]
+        if data.get("revision") is not None and latest.revision != data["revision"]:
+            return (f"left release {release} alone: it is at revision {latest.revision} ({latest.status}), not "
+                    f"revision {data['revision']} that labup made; `helm history {release} -n {namespace}`")
+        if latest.pending:
+            stuck = diagnose.stuck_release(release, namespace, history, h.command)
+            raise PermanentError(stuck.message, hint=stuck.hint)
+        wait = self.lab.traefik.wait_timeout_s
+        previous = data.get("previous")
+        if previous is None:
+            h.uninstall(release, namespace, wait)
+            return f"uninstalled release {release} from namespace {namespace} (this run installed it)"
+        h.rollback(release, namespace, int(previous), wait)
+        return f"rolled release {release} back to revision {previous}, the one live before this run " \
+               f"(revision {latest.revision} was labup's)"
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _node(self, ctx: Context) -> tuple[str, str]:
+        """The node to pin to, and a note when it is only a stand-in (dry run, holder unknown)."""
+        placement = ctx.facts.get(PLACEMENT)
+        if placement:
+            return str(placement["name"]), ""
+        stand_in = self.lab.control_planes[0].name
+        return stand_in, f" (VIP holder unknown: {stand_in}, the first control-plane node, stands in)"
+
+    def _pinned(self, ctx: Context) -> str:
+        placement = ctx.facts.get(PLACEMENT)
+        if not placement:  # the placement step runs first and stops the run when it finds no node
+            raise PermanentError("the node holding the VIP is not known: nothing to pin Traefik to")
+        return str(placement["name"])
+
+    def _values(self, ctx: Context, node: str | None) -> RenderedValues:
+        from labup.traefik.values import build
+
+        return build(self.lab, node)
+
+    def _template(self, h: HelmAdapter, rendered: RenderedValues) -> str:
+        try:
+            return h.template(self.release, self.chart, self.namespace, self.version, rendered.values)
+        except HelmFailed as exc:
+            raise PreflightError(f"the chart {self.chart.ref} refuses labup's values: {exc.detail}",
+                                 hint="`labup render traefik` shows the values; fix traefik.values or the "
+                                      "template in phases/traefik/") from None
+
+    def _manifest_diff(self, ctx: Context, h: HelmAdapter, desired: dict[str, Any],
+                       latest: Revision | None) -> str:
+        if not self.chart.at_hand:
+            return (f"(manifest diff: only for a local chart; {self.chart.ref} {self.version} is fetched "
+                    "at install time)")
+        from labup.traefik.values import RenderedValues
+
+        rendered = self._template(h, RenderedValues(desired, "", ()))
+        deployed = "" if latest is None else read(
+            ctx, lambda: h.get_manifest(self.release, self.namespace, latest.revision),
+            f"helm get manifest {self.release}")
+        label = "no manifest deployed" if latest is None else f"manifest of revision {latest.revision}"
+        return manifest_diff(deployed, rendered, label) or "(manifest: no change)"
+
+    def _rolled_back(self, ctx: Context, h: HelmAdapter, exc: HelmRolledBack, seen: Observation,
+                     started: float) -> LabupError:
+        """helm undid its own failed install/upgrade: say what is live now, and why it failed."""
+        why = self._why_it_failed(ctx, started)
+        hint = why.hint if why else f"`helm history` and `kubectl -n {self.namespace} get events` tell more"
+        reason = f" ({why.message})" if why else ""
+        if exc.action == "uninstalled" or not seen.data.get("had_release"):
+            left = self._remove_failed_install(h)
+            return PermanentError(f"helm could not install release {self.release}: {exc.detail}{reason}; "
+                                  f"helm uninstalled it: {left}", hint=hint)
+        history = h.history(self.release, self.namespace)
+        now = f"revision {history[-1].revision} ({history[-1].status})" if history else "no revision"
+        before = seen.data.get("previous")
+        return PermanentError(f"helm could not upgrade release {self.release}: {exc.detail}{reason}; helm rolled "
+                              f"it back to revision {before}, the one live before this run: now {now}", hint=hint)
+
+    def _why_it_failed(self, ctx: Context, started: float) -> diagnose.Diagnosis | None:
+        """The cluster's word on the failed attempt: warnings in the namespace since it started."""
+        try:
+            events = kube(ctx).list_events(self.namespace)
+        except LabupError:
+            return None
+        recent = [e for e in events if e.get("type") == "Warning" and _after(diagnose.event_time(e), started)]
+        recent.sort(key=diagnose.event_time)
+        found = diagnose.psa_rejection(recent) or diagnose.ports_taken(recent)
+        if found:
+            return found
+        sched = diagnose.newest(recent, "FailedScheduling")
+        if sched:
+            return diagnose.Diagnosis(f"the scheduler said \"{sched.get('message')}\"",
+                                      "Traefik must tolerate the control-plane taint and be pinned to the VIP's node")
+        return None
+
+    def _remove_failed_install(self, h: HelmAdapter) -> str:
+        """A first install that failed must leave nothing: check, and uninstall what helm left."""
+        try:
+            if not h.history(self.release, self.namespace):
+                return "no release is left"
+            h.uninstall(self.release, self.namespace, self.lab.traefik.wait_timeout_s)
+            return "labup uninstalled what was left of it"
+        except LabupError as exc:
+            return f"and could not check or remove what is left ({exc.message})"
+
+
+def check_local_chart(chart: ChartRef, version: str) -> None:
+    """Wall 2 for a local chart: helm ignores --version for a folder, so labup reads its Chart.yaml."""
+    if chart.kind != "path":
+        return
+    path = Path(chart.ref)
+    pin = load_pin()
+    if path.is_dir():
+        meta = yamlsafe.load_file(path / "Chart.yaml") if (path / "Chart.yaml").is_file() else None
+    elif path.is_file():
+        meta = _archive_chart_yaml(path)
+    else:
+        raise PreflightError(f"traefik.chart: no chart at {path}", hint="a chart folder or .tgz, repo/chart or oci://")
+    if not isinstance(meta, dict):
+        raise PreflightError(f"traefik.chart: {path} has no readable Chart.yaml")
+    found = (str(meta.get("name")), str(meta.get("version")).lstrip("v"))
+    if found != (pin.name, version):
+        raise PreflightError(f"traefik.chart: {path} is chart {found[0]} {found[1]}, not {pin.name} {version}",
+                             hint="labup's values are written and validated for the pinned chart; point "
+                                  "traefik.chart at that version")
+
+
+def _archive_chart_yaml(path: Path) -> Any:
+    import tarfile
+
+    import yaml
+
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                if member.isreg() and member.name.count("/") == 1 and member.name.endswith("/Chart.yaml"):
+                    handle = tar.extractfile(member)
+                    return yaml.safe_load(handle.read(1_000_000)) if handle else None
+    except (OSError, tarfile.TarError, yaml.YAMLError):
+        return None
+    return None
+
+
+def _after(stamp: str, started: float) -> bool:
+    """Event time (RFC 3339, UTC) at or after `started`, with slack for the API server's clock."""
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return True  # no readable time: keep it rather than hide a reason
+    return when >= started - 120
+
+
+def _join(*parts: str | None) -> str:
+    return "\n".join(p for p in parts if p)
