@@ -136,7 +136,8 @@ class Runner:
             except Unreadable as exc:
                 if not self.ctx.dry_run:
                     raise
-                seen = m.Observation.unknown("state could not be read", exc.message)
+                reason = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+                seen = m.Observation.unknown("state could not be read", reason)
             if getattr(step, "kind", "change") == "check":
                 status = m.OK if seen.converged else m.FAILED
                 self._record(m.StepResult(phase, step.name, status, seen.summary, seen.diff,
