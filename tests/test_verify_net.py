@@ -93,7 +93,10 @@ def talos_env(tmp_path: Path) -> dict[str, str]:
     fake.write_text(FAKE_TALOSCTL.format(python=sys.executable))
     fake.chmod(0o755)
     path = ":".join(p for p in os.environ.get("PATH", "").split(":") if p and not (Path(p) / "talosctl").exists())
-    return {**os.environ, "PATH": f"{bin_dir}:{path}", "NO_COLOR": "1", "FAKE_TALOS_DIR": str(tmp_path / "talos")}
+    talosconfig = tmp_path / "talosconfig"
+    talosconfig.write_text("context: lab\n")  # only its presence is checked: the fake reads files
+    return {**os.environ, "PATH": f"{bin_dir}:{path}", "NO_COLOR": "1", "FAKE_TALOS_DIR": str(tmp_path / "talos"),
+            "TALOSCONFIG": str(talosconfig)}
 
 
 def labup_in_client(netlab: NetLab, lab_file: Path, env: dict[str, str], *args: str,

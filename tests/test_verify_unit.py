@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from labup.adapters import net
+from labup.adapters.talos import TalosAdapter, parse_stream
 from labup.checks import CHECK_NAMES
 from labup.checks import runner as check_runner
 from labup.checks.certinfo import parse_der
@@ -28,14 +29,7 @@ from labup.checks.engine import run_checks
 from labup.checks.http import judge_redirect, paradox
 from labup.checks.kube import TraefikPod, judge_placement, judge_psa, judge_release
 from labup.checks.model import FAIL, PASS, SKIP, WARN, Check, CheckContext, CheckResult
-from labup.checks.talos_facts import (
-    NodeLinks,
-    TalosUnavailable,
-    VipFacts,
-    parse_stream,
-    read_vip_facts,
-    talosctl_args,
-)
+from labup.checks.talos_facts import NodeLinks, TalosUnavailable, VipFacts, read_vip_facts
 from labup.checks.tls import judge_cert
 from labup.checks.vip import ARP_FACT, judge_holder
 from labup.config import Lab, parse
@@ -316,7 +310,7 @@ def test_talosctl_json_is_a_stream_of_objects() -> None:
 
 
 def test_talosctl_endpoints_default_to_the_control_planes_never_the_vip(lab: Lab) -> None:
-    args = talosctl_args(lab, "192.0.2.11")
+    args = TalosAdapter(lab).global_args("192.0.2.11")
     assert args == ["-e", "192.0.2.10", "-n", "192.0.2.11"]
     assert VIP not in args
 
@@ -339,6 +333,9 @@ def fake_talosctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                       "sys.stdout.write(open(p).read())\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    talosconfig = tmp_path / "talosconfig"
+    talosconfig.write_text("context: lab\n")
+    monkeypatch.setenv("TALOSCONFIG", str(talosconfig))
     return folder
 
 

@@ -141,9 +141,10 @@ def is_unreachable(text: str) -> bool:
 class TalosAdapter:
     """talosctl for one lab. Stateless apart from where talosctl is: safe to share in a run."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, timeout_s: float | None = None) -> None:
         self.lab = lab
-        self.timeout = lab.talos.timeout_s
+        # verify passes the time its deadline leaves; phases use talos.timeout_s
+        self.timeout = timeout_s if timeout_s is not None else lab.talos.timeout_s
         self._binary: Path | None = None
 
     @classmethod

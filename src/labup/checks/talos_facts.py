@@ -8,16 +8,15 @@ Talos adapter can provide the same `VipFacts` (swap `read_vip_facts`, keep the j
 from __future__ import annotations
 
 import ipaddress
-import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labup.errors import LabupError
 
 if TYPE_CHECKING:
+    from labup.adapters.talos import Address, Link
     from labup.config import Lab, Node
 
 _NO_MAC = "00:00:00:00:00:00"
@@ -60,67 +59,34 @@ class VipFacts:
         return None
 
 
-def parse_stream(text: str) -> Iterator[dict[str, Any]]:
-    """talosctl -o json prints concatenated JSON objects (not an array): decode them one by one."""
-    decoder = json.JSONDecoder()
-    pos, end = 0, len(text)
-    while True:
-        while pos < end and text[pos].isspace():
-            pos += 1
-        if pos >= end:
-            return
-        obj, pos = decoder.raw_decode(text, pos)
-        if isinstance(obj, dict):
-            yield obj
-
-
-def links_of(resources: list[dict[str, Any]]) -> dict[str, str]:
+def links_of(links: list[Link]) -> dict[str, str]:
     """link name -> MAC for ethernet-type links (physical, bond, vlan: whatever may answer ARP)."""
-    macs = {}
-    for res in resources:
-        spec, meta = res.get("spec") or {}, res.get("metadata") or {}
-        mac = str(spec.get("hardwareAddr") or "").lower()
-        if spec.get("type") == "ether" and mac and mac != _NO_MAC:
-            macs[str(meta.get("id"))] = mac
-    return macs
+    return {link.name: link.mac for link in links
+            if link.type == "ether" and link.mac and link.mac != _NO_MAC}
 
 
-def vip_link_of(resources: list[dict[str, Any]], vip: str) -> str | None:
+def vip_link_of(addresses: list[Address], vip: str) -> str | None:
     """The link whose addresses include the VIP (Talos shows `ens18/<vip>/32` on the holder only)."""
     want = ipaddress.ip_address(vip)
-    for res in resources:
-        spec = res.get("spec") or {}
-        address = str(spec.get("address") or "")
+    for address in addresses:
         try:
-            if ipaddress.ip_interface(address).ip == want:
-                return str(spec.get("linkName") or str((res.get("metadata") or {}).get("id", "")).split("/")[0])
+            if ipaddress.ip_address(address.ip) == want:
+                return address.link
         except ValueError:
             continue
     return None
-
-
-def talosctl_args(lab: Lab, node_address: str) -> list[str]:
-    """Global flags for one node. Endpoints default to the control planes: never the VIP (FACTS §2)."""
-    args: list[str] = []
-    if lab.talos.talosconfig:
-        args += ["--talosconfig", str(lab.talos.talosconfig)]
-    if lab.talos.context:
-        args += ["--context", lab.talos.context]
-    endpoints = lab.talos.endpoints or tuple(n.address for n in lab.control_planes)
-    return [*args, "-e", ",".join(endpoints), "-n", node_address]
 
 
 def read_vip_facts(lab: Lab, timeout: float) -> VipFacts:
     """Ask every node of the lab, concurrently, for its links and addresses (2 talosctl calls each)."""
     from labup.adapters.process import find_tool
 
-    talosctl = find_tool("talosctl")
-    if talosctl is None:
+    if find_tool("talosctl") is None:
         raise TalosUnavailable("talosctl is not on PATH: cannot ask Talos which node holds the VIP",
                                hint="install talosctl (the version of your nodes), or --skip vip-holder")
     out: dict[str, NodeLinks] = {}
-    threads = [threading.Thread(target=lambda n=node: out.__setitem__(n.name, _read_node(
-        str(talosctl), lab, n, timeout)), daemon=True) for node in lab.nodes]
+    threads = [threading.Thread(target=lambda n=node: out.__setitem__(n.name, _read_node(lab, n, timeout)),
+                                daemon=True) for node in lab.nodes]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -130,22 +96,19 @@ def read_vip_facts(lab: Lab, timeout: float) -> VipFacts:
     return VipFacts(lab.vip.address, nodes)
 
 
-def _read_node(talosctl: str, lab: Lab, node: Node, timeout: float) -> NodeLinks:
-    from labup.adapters.process import run_tool
+def _read_node(lab: Lab, node: Node, timeout: float) -> NodeLinks:
+    from labup.adapters.talos import TalosAdapter
 
-    base = talosctl_args(lab, node.address)
     deadline = time.monotonic() + timeout
 
-    def get(kind: str) -> list[dict[str, Any]]:
-        left = max(deadline - time.monotonic(), 0.1)
-        return list(parse_stream(run_tool(talosctl, [*base, "get", kind, "-o", "json"], timeout=left).stdout))
+    def adapter() -> TalosAdapter:  # each call gets what is left of the check's time
+        return TalosAdapter(lab, timeout_s=max(deadline - time.monotonic(), 0.1))
 
     try:
-        links, addresses = get("links"), get("addresses")
+        links = adapter().links(node.address)
+        addresses = adapter().addresses(node.address)
     except LabupError as exc:
         text = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
         return NodeLinks(node.name, node.address, node.role, error=text[:300])
-    except ValueError as exc:  # not the JSON stream we expect: say so rather than guess
-        return NodeLinks(node.name, node.address, node.role, error=f"unexpected talosctl output: {exc}")
     return NodeLinks(node.name, node.address, node.role, links_of(links),
                      vip_link_of(addresses, lab.vip.address))
