@@ -1,8 +1,7 @@
 """What Talos says about the VIP: each node's links (MACs) and which node carries the VIP address.
 
-A small interface (`VipFacts`, `read_vip_facts`) so vip-holder does not care where the facts come
-from: today `talosctl get links/addresses -o json` through the process adapter; later the shared
-Talos adapter can provide the same `VipFacts` (swap `read_vip_facts`, keep the judging code).
+`read_vip_facts` asks every node through the shared Talos adapter (`get links`, `get addresses`),
+each call bounded by what is left of the check's deadline; vip-holder judges the `VipFacts`.
 """
 
 from __future__ import annotations
