@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -22,13 +23,15 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, example_data, run_labup
-from kubeemu import AdmissionRequest, ApiError, KubeEmulator
-from kubeemu.helmrelease import decode_release, release_secrets, set_latest_status
-from kubeemu.helmrun import helm_binary
 from labup.adapters import helm as helm_adapter
 from labup.traefik import diagnose
 from labup.traefik.diffs import comparable
+
+from conftest import REPO, example_data, run_labup
+from helmdist import Mirror
+from kubeemu import AdmissionRequest, ApiError, KubeEmulator
+from kubeemu.helmrelease import decode_release, release_secrets, set_latest_status
+from kubeemu.helmrun import helm_binary
 from talos_sim.fixtures import EXAMPLE_CP, EXAMPLE_VIP, EXAMPLE_WORKER, TalosSim
 
 CHART = Path(__file__).parent / "charts" / "traefik-standin"
@@ -37,18 +40,18 @@ CP, WORKER = "talos-unw-ifc", "talos-worker-1"
 NS = REL = "traefik"
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 PRIVILEGED = {f"pod-security.kubernetes.io/{m}": "privileged" for m in ("enforce", "audit", "warn")}
-WAIT_S = 3  # traefik.wait_timeout_s: how long a doomed rollout is waited for
+WAIT_S = 2  # traefik.wait_timeout_s: how long a doomed rollout is waited for
 SECRETS = rf"^/api/v1/namespaces/{NS}/secrets$"
 HELMS = [pytest.param("4.1.4", id="helm4", marks=pytest.mark.helm),
          pytest.param("3.17.3", id="helm3", marks=pytest.mark.helm)]
 
 # Logs each call's argv and the values file's mode, then runs the real helm (same argv, same env).
 WRAPPER = """#!{python}
-import os, stat, sys
+import json, os, stat, sys
 args = sys.argv[1:]
 modes = [oct(stat.S_IMODE(os.stat(args[i + 1]).st_mode)) for i, a in enumerate(args) if a == "-f"]
 with open({log!r}, "a") as fh:
-    fh.write(repr((args, modes)) + "\\n")
+    fh.write(json.dumps([args, modes]) + "\\n")
 os.execv({real!r}, [{real!r}, *args])
 """
 
@@ -129,6 +132,7 @@ class TraefikLab:
                     "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data"),
                     "TMPDIR": str(self.tmp)}
         self.values_file = self.dir / "extra-values.yaml"
+        self.chart: dict[str, str] = {"chart": str(CHART)}  # where every lab.yaml written takes it from
         self.write()
 
     def write(self, *, extra_values: dict[str, Any] | None = None, **traefik: Any) -> None:
@@ -138,7 +142,7 @@ class TraefikLab:
         data["vip"] = {"address": EXAMPLE_VIP, "interface": "ens18", "wait_timeout_s": 2}
         data["kubernetes"] = {"kubeconfig": str(self.kubeconfig), "timeout_s": 5}
         data["helm"] = {"version": self.version, "install_dir": str(self.bin)}
-        data["traefik"].update(chart=str(CHART), wait_timeout_s=WAIT_S, **traefik)
+        data["traefik"].update({"wait_timeout_s": WAIT_S, **self.chart, **traefik})
         if extra_values is not None:
             self.values_file.write_text(yaml.safe_dump(extra_values))
             data["traefik"]["values"] = str(self.values_file)
@@ -174,7 +178,28 @@ class TraefikLab:
     def helm_calls(self) -> list[tuple[list[str], list[str]]]:
         if not self.helm_log.exists():
             return []
-        return [eval(line) for line in self.helm_log.read_text().splitlines()]  # noqa: S307 - our own repr()
+        return [tuple(json.loads(line)) for line in self.helm_log.read_text().splitlines()]
+
+    def helm(self, *args: str) -> None:
+        """The real helm, straight (no labup): to set a release up as a user's own helm would."""
+        env = {**os.environ, **self.env}
+        result = subprocess.run([str(helm_binary(self.version)), *args, "-n", NS, "--kubeconfig", str(self.kubeconfig)],
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def chart_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
+    """A chart repository on 127.0.0.1 holding the stand-in chart, packaged and indexed by real helm
+    (relative URLs in index.yaml: the repo works at whatever port it is served on)."""
+    helm, out = helm_binary("4.1.4"), tmp_path_factory.mktemp("chart-repo")
+    env = {**os.environ, "HOME": str(out / "home")}
+    for args in (["package", str(CHART), "-d", str(out)], ["repo", "index", str(out)]):
+        subprocess.run([str(helm), *args], env=env, check=True, capture_output=True, timeout=60)
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert set(files) == {"index.yaml", "traefik-41.3.0.tgz"}
+    with Mirror(files) as mirror:
+        yield mirror
 
 
 @pytest.fixture
@@ -210,9 +235,17 @@ def test_standin_chart_ships_the_pinned_schema() -> None:
 # -- install, converge, dry run ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", HELMS)
-def test_install_converge_and_dry_run_diff(version: str, make_lab: Callable[..., TraefikLab]) -> None:
+@pytest.mark.helm
+@pytest.mark.parametrize(("version", "source"), [("4.1.4", "path"), ("3.17.3", "repo")], ids=["helm4-path",
+                                                                                          "helm3-repo"])
+def test_install_converge_and_dry_run_diff(version: str, source: str, make_lab: Callable[..., TraefikLab],
+                                          chart_repo: Mirror) -> None:
+    """Both majors, and both ways of getting the chart: a local folder, and repo/chart from a chart
+    repository (`repo add --force-update` + the pinned `--version`, as with the real Traefik repo)."""
     lab = make_lab(version)
+    if source == "repo":
+        lab.chart = {"chart": "standin/traefik", "repo_url": chart_repo.url}
+        lab.write()
     dry, doc = lab.labup("phase", "traefik", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert statuses(doc) == {"placement": "ok", "release": "would-change", "pod": "would-change"}
@@ -221,8 +254,11 @@ def test_install_converge_and_dry_run_diff(version: str, make_lab: Callable[...,
                                          f"pinned to {CP}")
     assert "+  kubernetes.io/hostname: talos-unw-ifc" in release["diff"]
     assert "+hostNetwork: true" in release["diff"]
-    assert "+++ manifest labup would install (helm template)" in release["diff"]
-    assert lab.writes() == []  # a dry run writes nothing
+    if source == "path":
+        assert "+++ manifest labup would install (helm template)" in release["diff"]
+    else:
+        assert "(manifest diff: only for a local chart; standin/traefik 41.3.0 is fetched" in release["diff"]
+    assert lab.writes() == [] and chart_repo.gets == []  # a dry run writes nothing, fetches nothing
 
     first, doc = lab.labup("phase", "traefik")
     assert first.returncode == 0, first.stderr
@@ -244,6 +280,11 @@ def test_install_converge_and_dry_run_diff(version: str, make_lab: Callable[...,
     assert upgrade[upgrade.index("--kubeconfig") + 1] == str(lab.kubeconfig)
     assert modes == ["0o600"] and "--reset-values" in upgrade and "--create-namespace" not in upgrade
     assert "admin@tazlab.net" not in " ".join(upgrade)  # values never on the command line
+    if source == "repo":
+        assert ["repo", "add", "--force-update", "standin", chart_repo.url] in [a for a, _ in lab.helm_calls()]
+        assert upgrade[upgrade.index("--install") + 2] == "standin/traefik"
+        assert upgrade[upgrade.index("--version") + 1] == "41.3.0"
+        assert "GET /traefik-41.3.0.tgz" in chart_repo.gets
 
     posts = lab.secret_posts()
     writes = len(lab.writes())
@@ -259,7 +300,8 @@ def test_install_converge_and_dry_run_diff(version: str, make_lab: Callable[...,
     diff = steps(doc)["release"]["diff"]
     assert "--- values of revision 1 (deployed)" in diff
     assert "-      email: admin@tazlab.net\n+      email: ops@tazlab.net" in diff
-    assert '-            - "--certificatesresolvers.letsencrypt.acme.email=admin@tazlab.net"' in diff
+    if source == "path":
+        assert '-            - "--certificatesresolvers.letsencrypt.acme.email=admin@tazlab.net"' in diff
     assert len(lab.writes()) == writes
 
 
@@ -296,16 +338,18 @@ def test_upgrade_that_never_gets_ready_is_rolled_back(version: str, make_lab: Ca
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/traefik:v3.7.11"
 
 
-@pytest.mark.parametrize("version", HELMS)
-def test_write_error_during_upgrade_is_rolled_back_by_helm(version: str, make_lab: Callable[..., TraefikLab]) -> None:
-    """Helm's native rollback on both majors, with no wait involved: a 500 on the Deployment write."""
-    lab = make_lab(version)
+@pytest.mark.helm
+def test_write_error_during_upgrade_is_rolled_back_by_helm3_atomic(make_lab: Callable[..., TraefikLab]) -> None:
+    """Helm 3's own --atomic rollback (its --wait cannot fail here, see above): a 500 on the
+    Deployment write. (Helm 4's --rollback-on-failure is the never-ready case above.)"""
+    lab = make_lab("3.17.3")
     assert lab.labup("phase", "traefik")[0].returncode == 0
     lab.write(acme={"email": "ops@tazlab.net"})
     lab.emu.inject_fault("PATCH", rf"^/apis/apps/v1/namespaces/{NS}/deployments/traefik$", 500, count=1)
     failed, doc = lab.labup("phase", "traefik")
     assert failed.returncode == 1, failed.stderr
-    assert "helm rolled it back to revision 1" in doc["error"]
+    assert "helm rolled it back to revision 1, the one live before this run" in doc["error"]
+    assert "atomic" in doc["error"]
     assert lab.revisions() == [(1, "superseded"), (2, "failed"), (3, "deployed")]
     assert lab.release()["config"] == lab.release(1)["config"]
 
@@ -330,12 +374,10 @@ def test_failed_fresh_install_leaves_no_release(version: str, make_lab: Callable
 def test_stuck_release_is_diagnosed_with_the_command_that_unsticks_it(
         version: str, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab(version)
-    assert lab.labup("phase", "traefik")[0].returncode == 0
-    lab.write(acme={"email": "ops@tazlab.net"})
-    assert lab.labup("phase", "traefik")[0].returncode == 0
+    lab.helm("upgrade", "--install", REL, str(CHART))
+    lab.helm("upgrade", "--install", REL, str(CHART), "--set", "deployment.replicas=1")
     set_latest_status(lab.emu, NS, REL, "pending-upgrade")  # as an interrupted `helm upgrade` leaves it
     writes = len(lab.writes())
-    lab.write(acme={"email": "third@tazlab.net"})
     stuck, doc = lab.labup("phase", "traefik")
     assert stuck.returncode == 1, stuck.stderr
     assert "pre-flight failed, nothing was changed" in doc["error"]
@@ -344,20 +386,23 @@ def test_stuck_release_is_diagnosed_with_the_command_that_unsticks_it(
     assert len(lab.writes()) == writes
 
 
+@pytest.mark.helm
 def test_stuck_first_install_is_told_to_uninstall(make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab("4.1.4")
-    assert lab.labup("phase", "traefik")[0].returncode == 0
+    lab.helm("upgrade", "--install", REL, str(CHART))
     set_latest_status(lab.emu, NS, REL, "pending-install")
     dry, doc = lab.labup("phase", "traefik", "--dry-run")
     assert dry.returncode == 1
-    assert steps(doc)["release"]["status"] == "failed"
-    assert "stuck in pending-install (revision 1)" in steps(doc)["release"]["error"]
-    assert f"helm uninstall traefik -n traefik --kubeconfig {lab.kubeconfig}" in steps(doc)["release"]["hint"]
+    release = steps(doc)["release"]
+    assert release["status"] == "failed"
+    assert "stuck in pending-install (revision 1)" in release["error"]
+    assert f"helm uninstall traefik -n traefik --kubeconfig {lab.kubeconfig}" in release["hint"]
 
 
 # -- placement ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.helm
 def test_no_vip_holder_stops_before_any_cluster_write(make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab("4.1.4", vip=False)
     result, doc = lab.labup("phase", "traefik")
@@ -368,6 +413,7 @@ def test_no_vip_holder_stops_before_any_cluster_write(make_lab: Callable[..., Tr
     assert not any(a[:2] == ["upgrade", "--install"] for a, _ in lab.helm_calls())
 
 
+@pytest.mark.helm
 def test_untolerated_taint_on_the_vip_node_stops_before_install(
         emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab("4.1.4")
@@ -379,6 +425,7 @@ def test_untolerated_taint_on_the_vip_node_stops_before_install(
     assert lab.writes() == []
 
 
+@pytest.mark.helm
 def test_pod_on_another_node_is_the_connection_paradox(emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab("4.1.4")
     emu.set_scheduler(lambda pod, nodes: WORKER)  # a scheduler that ignores Traefik's pinning
@@ -389,7 +436,9 @@ def test_pod_on_another_node_is_the_connection_paradox(emu: KubeEmulator, make_l
     assert release_secrets(emu, NS, REL) == []  # undone: this run installed it
 
 
-def test_pod_security_rejection_says_label_the_namespace(emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
+@pytest.mark.helm
+def test_pod_security_rejection_says_label_the_namespace(emu: KubeEmulator,
+                                                         make_lab: Callable[..., TraefikLab]) -> None:
     def baseline(req: AdmissionRequest) -> None:
         if req.rt.kind == "Pod" and req.operation == "CREATE" and req.obj["spec"].get("hostNetwork"):
             raise ApiError(403, f'pods "{req.obj["metadata"]["name"]}" is forbidden: violates PodSecurity '

@@ -95,10 +95,16 @@ class Controllers:
         images = {c.get("image") for c in (template.get("spec") or {}).get("containers") or []}
         return any(name in names and (image is None or image in images) for name, image in self.never_ready)
 
-    def _pod_status(self, pod: Obj, node: Obj | None, ready: bool) -> Obj:
+    def _unschedulable_message(self, pod: Obj, nodes: list[Obj]) -> str:
+        """What the scheduler says of a pod it could not place. A scheduler object may explain itself
+        with an `explain(pod, nodes)` method (kubeemu.placement does, in kube-scheduler's words)."""
+        explain = getattr(self.scheduler, "explain", None)
+        return str(explain(pod, nodes)) if callable(explain) else f"0/{len(nodes)} nodes are available"
+
+    def _pod_status(self, pod: Obj, node: Obj | None, ready: bool, unschedulable: str = "") -> Obj:
         if node is None:
-            return {"phase": "Pending", "conditions": [
-                _cond("PodScheduled", False, "Unschedulable", f"0/{len(self._ready_nodes())} nodes are available")]}
+            message = unschedulable or f"0/{len(self._ready_nodes())} nodes are available"
+            return {"phase": "Pending", "conditions": [_cond("PodScheduled", False, "Unschedulable", message)]}
         addrs = (node.get("status") or {}).get("addresses") or []
         host_ip = next((a["address"] for a in addrs if a.get("type") == "InternalIP"), "")
         self._pod_seq += 1
@@ -139,11 +145,13 @@ class Controllers:
             return None
         node_name = self.scheduler(pod, nodes)
         node = next((n for n in nodes if n["metadata"]["name"] == node_name), None)
+        unschedulable = ""
         if node is not None:
             pod["spec"]["nodeName"] = node_name
         else:
-            self._record_event(pod, "FailedScheduling", f"0/{len(nodes)} nodes are available")
-        pod["status"] = self._pod_status(pod, node, ready=not stuck)
+            unschedulable = self._unschedulable_message(pod, nodes)
+            self._record_event(pod, "FailedScheduling", unschedulable)
+        pod["status"] = self._pod_status(pod, node, ready=not stuck, unschedulable=unschedulable)
         return self.store.create(pod_rt, ns, pod)
 
     def _record_event(self, about: Obj, reason: str, message: str) -> None:

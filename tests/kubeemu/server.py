@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
@@ -27,13 +28,17 @@ class KubeEmulator:
     """An in-memory Kubernetes API over real HTTP. Use as a context manager or start()/stop()."""
 
     def __init__(self, *, token: str | None = None, require_auth: bool = False, nodes: Iterable[str] = ("emu-node-1",),
-                 kube_version: str = discovery.KUBE_VERSION, max_watch_seconds: float = 60.0) -> None:
+                 kube_version: str = discovery.KUBE_VERSION, max_watch_seconds: float = 60.0,
+                 listen_socket: socket.socket | None = None) -> None:
         # A wrong bearer token always gets 401. A missing one only with require_auth: client-go
         # (helm) never sends credentials to a plain-http server, the Python client does.
         self.token = token
         self.require_auth = require_auth
         self.kube_version = kube_version
         self.max_watch_seconds = max_watch_seconds  # caps client timeoutSeconds so stop() is prompt
+        # A socket bound (e.g. to 127.0.0.1 inside a network namespace) by the caller: served instead of
+        # a fresh one in the test process's own namespace. The emulator closes it on stop().
+        self.listen_socket = listen_socket
         self.registry = Registry()
         self.store = Store(self.registry)
         self.admission = Admission(self.store)
@@ -52,7 +57,10 @@ class KubeEmulator:
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KubeEmulator:
         handler = type("BoundApiHandler", (ApiHandler,), {"emu": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if self.listen_socket is None:
+            self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        else:
+            self._httpd = _serve_socket(self.listen_socket, handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="kubeemu", daemon=True)
         self._thread.start()
@@ -134,3 +142,16 @@ class KubeEmulator:
     def update(self, api_version: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         return self.store.update(self._rt(api_version, kind), meta.get("namespace"), meta["name"], obj)
+
+
+def _serve_socket(sock: socket.socket, handler: type[ApiHandler]) -> ThreadingHTTPServer:
+    """A server on a socket the caller bound: the sockets it accepts live where that one was made."""
+    host, port = sock.getsockname()[:2]
+    if host != "127.0.0.1":
+        raise ValueError(f"kubeemu serves on 127.0.0.1 only, not {host}")
+    httpd = ThreadingHTTPServer((host, port), handler, bind_and_activate=False)
+    httpd.socket.close()  # the unbound one the constructor made
+    httpd.socket = sock
+    httpd.server_address = (host, port)
+    httpd.server_activate()  # listen() (again, if the caller did): harmless
+    return httpd

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from labup.adapters.kube import KubeForbidden
 from labup.engine.model import Observation, Step
 from labup.errors import PermanentError, PreflightError
 from labup.traefik.access import kube, read
-from labup.traefik.diagnose import CP_TAINT, node_fit, untolerated
+from labup.traefik.diagnose import node_fit, untolerated
 
 if TYPE_CHECKING:
     from labup.config import Lab
@@ -95,7 +96,14 @@ class PlacementStep(Step):
                                           "node of lab.yaml")
             raise no_holder(self.lab)
         k = kube(ctx)
-        node = read(ctx, lambda: k.get_node(holder.name), f"read node {holder.name}")
+        try:
+            node = read(ctx, lambda: k.get_node(holder.name), f"read node {holder.name}")
+        except KubeForbidden as exc:
+            # a kubeconfig limited to Traefik's namespace may not read nodes: pin by name, unchecked
+            ctx.reporter.note(f"cannot read node {holder.name} ({exc.message}): its taints are not checked")
+            ctx.facts[FACT] = {"name": holder.name, "address": holder.address}
+            return Observation(True, f"Traefik goes on {holder.name} ({holder.address}), which holds the VIP {vip} "
+                                     f"(found by {holder.source}; the node itself could not be read)")
         if node is None:
             raise PermanentError(
                 f"the VIP {vip} is held by {holder.name} ({holder.address}), but Kubernetes has no node "
@@ -122,6 +130,3 @@ class PlacementStep(Step):
 def _pod_spec(values: dict[str, Any]) -> dict[str, Any]:
     """What of the pod's spec the values decide for placement (the chart copies both keys as they are)."""
     return {"tolerations": values.get("tolerations") or [], "nodeSelector": values.get("nodeSelector") or {}}
-
-
-__all__ = ["CP_TAINT", "FACT", "Holder", "PlacementStep", "find_holder", "no_holder"]

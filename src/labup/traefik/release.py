@@ -18,6 +18,7 @@ a release changed since by someone else is left alone, and the report says so.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from labup.traefik.values import RenderedValues
 
 FACT = "traefik_release"  # {"converged": bool, "revision": int | None}: read by the pod step
+MANIFEST = "traefik_manifest"  # {"revision": int, "manifest": str}: in memory only, never journaled
 
 
 class ReleaseStep(Step):
@@ -58,17 +60,19 @@ class ReleaseStep(Step):
         self.namespace = ctx.lab.traefik.namespace
         self.version = ctx.lab.traefik.chart_version.lstrip("v")
         self.chart = ChartRef.of(ctx.lab)
+        self._rendered: dict[str, str] = {}  # `helm template` output by values
 
     # -- read -------------------------------------------------------------------------------------
 
     def preflight(self, ctx: Context) -> None:
+        values = self._values(ctx, None)  # refused values: ConfigError before any helm call
         check_local_chart(self.chart, self.version)
         h = helm(ctx)  # no helm: Unreadable (a dry run shows unknown, an apply stops here)
         kube(ctx).check_config()  # no kubeconfig: Unreadable, before helm would dial localhost:8080
         if self.chart.at_hand:
             # The real chart fails on values its schema lets through (nulls, its own guards): render
             # it offline now, so such values stop the run before anything is written anywhere.
-            self._template(h, self._values(ctx, None))
+            self._template(h, values)
         try:
             history = h.history(self.release, self.namespace)
         except TransientError:
@@ -100,8 +104,7 @@ class ReleaseStep(Step):
         if latest.pending:
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PermanentError(stuck.message, hint=stuck.hint)
-        deployed = read(ctx, lambda: h.get_values(self.release, self.namespace, latest.revision),
-                        f"helm get values {self.release}")
+        deployed = self._deployed_values(ctx, h, latest)
         same_chart = (latest.chart_name, latest.chart_version) == (load_pin().name, self.version)
         same_values = comparable(deployed) == comparable(desired)
         if latest.status == "deployed" and same_chart and same_values:
@@ -193,14 +196,31 @@ class ReleaseStep(Step):
             raise PermanentError("the node holding the VIP is not known: nothing to pin Traefik to")
         return str(placement["name"])
 
+    def _deployed_values(self, ctx: Context, h: HelmAdapter, latest: Revision) -> dict[str, Any]:
+        """The values the latest revision was given. For a deployed one, `helm status` answers with
+        its manifest too, which the pod step reads (one helm call fewer on every converged run)."""
+        if latest.status == "deployed":
+            status = read(ctx, lambda: h.status(self.release, self.namespace), f"helm status {self.release}")
+            if status and status.get("version") == latest.revision:
+                ctx.facts[MANIFEST] = {"revision": latest.revision, "manifest": str(status.get("manifest") or "")}
+                config = status.get("config")
+                return config if isinstance(config, dict) else {}
+        return read(ctx, lambda: h.get_values(self.release, self.namespace, latest.revision),  # type: ignore[no-any-return]
+                    f"helm get values {self.release}")
+
     def _values(self, ctx: Context, node: str | None) -> RenderedValues:
         from labup.traefik.values import build
 
         return build(self.lab, node)
 
     def _template(self, h: HelmAdapter, rendered: RenderedValues) -> str:
+        key = json.dumps(rendered.values, sort_keys=True)
+        if key in self._rendered:  # pre-flight and the dry run's diff often render the same values
+            return self._rendered[key]
         try:
-            return h.template(self.release, self.chart, self.namespace, self.version, rendered.values)
+            self._rendered[key] = h.template(self.release, self.chart, self.namespace, self.version,
+                                             rendered.values)
+            return self._rendered[key]
         except HelmFailed as exc:
             raise PreflightError(f"the chart {self.chart.ref} refuses labup's values: {exc.detail}",
                                  hint="`labup render traefik` shows the values; fix traefik.values or the "

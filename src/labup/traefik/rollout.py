@@ -23,6 +23,7 @@ from labup.traefik import diagnose as d
 from labup.traefik.access import get_workload, helm, kube, pods_on_node, read
 from labup.traefik.placement import FACT as PLACEMENT
 from labup.traefik.release import FACT as RELEASE
+from labup.traefik.release import MANIFEST
 
 if TYPE_CHECKING:
     from labup.engine.context import Context
@@ -90,9 +91,8 @@ class PodStep(Step):
     # -- reads ------------------------------------------------------------------------------------
 
     def _look(self, ctx: Context) -> Look:
-        h, k = helm(ctx), kube(ctx)
-        manifest = read(ctx, lambda: h.get_manifest(self.release, self.namespace),
-                        f"helm get manifest {self.release}")
+        k = kube(ctx)
+        manifest = self._manifest(ctx)
         look = Look()
         for kind, name, selector in workloads(manifest):
             look.kind, look.name = kind, name
@@ -103,6 +103,15 @@ class PodStep(Step):
                                     f"list Traefik's pods ({query})"))
             break  # Traefik's chart renders one workload (deployment.kind)
         return look
+
+    def _manifest(self, ctx: Context) -> str:
+        """The live revision's manifest: the release step's reading of it, else helm's."""
+        known = ctx.facts.get(MANIFEST) or {}
+        current = (ctx.facts.get(RELEASE) or {}).get("revision")
+        if known and current is not None and known.get("revision") == current:
+            return str(known["manifest"])
+        h = helm(ctx)
+        return read(ctx, lambda: h.get_manifest(self.release, self.namespace), f"helm get manifest {self.release}")
 
     def _diagnose(self, ctx: Context, look: Look, node: str) -> d.Diagnosis:
         """Why no Ready pod is on `node`, from what the cluster says (each read best-effort)."""
