@@ -262,6 +262,20 @@ def test_sigint_during_the_traefik_phase(simlab: Callable[..., SimLab]) -> None:
     assert_verified(ok(lab.labup("apply")))
 
 
+@pytest.mark.xfail(reason="labup undoes the namespace step while helm is still tearing down the interrupted "
+                          "install, so the namespace it created is left in place, labelled privileged", strict=False)
+def test_sigint_during_the_first_install_leaves_the_namespaces_as_before(simlab: Callable[..., SimLab]) -> None:
+    lab = simlab()
+    namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") for n in lab.emu.list("v1", "Namespace")}
+    lab.emu.never_ready("traefik/traefik")
+    proc = lab.start_labup("apply", start_new_session=True)
+    assert lab.wait_until(lambda: lab.emu.find("apps/v1", "Deployment", "traefik", "traefik"), 60)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=60)
+    lab.wait_until(lambda: not lab.emu.list("v1", "Secret", "traefik"), 15)  # helm's own cleanup
+    assert {n["metadata"]["name"]: n["metadata"].get("labels") for n in lab.emu.list("v1", "Namespace")} == namespaces
+
+
 def test_two_concurrent_applies_the_second_exits_4(simlab: Callable[..., SimLab]) -> None:
     lab = simlab()
     lab.emu.never_ready("traefik/traefik")  # keeps the first run inside helm's wait, holding the lock

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import os
 import socket
 import ssl
 import sys
@@ -35,6 +36,7 @@ from labup.checks.vip import ARP_FACT, judge_holder
 from labup.config import Lab, parse
 from labup.runs import Options
 
+from conftest import REPO
 from netlab.certs import CertSet, make_cert_set
 
 VIP = "192.0.2.250"
@@ -223,11 +225,43 @@ def test_unknown_check_exits_2_before_loading_anything(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["exit_code"] == 2
 
 
-def test_kubernetes_checks_skip_until_their_adapter_exists(lab: Lab) -> None:
+def test_kubernetes_checks_read_the_api(lab: Lab, kube_emulator: Any, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three Kubernetes/Helm checks over the real client and real helm, against the emulator."""
+    from dataclasses import replace
+
+    from labup.config import Kubernetes
+
+    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    lab = replace(lab, kubernetes=Kubernetes(kubeconfig=kubeconfig))
+    monkeypatch.setenv("PATH", f"{REPO / '.tools' / 'helm' / '4.1.4'}:{os.environ['PATH']}")
     names = ["traefik-placement", "psa-label", "helm-release"]
-    results = run_checks(lab, names)  # no I/O: they only say what they cannot check yet
-    assert [(r.status, r.summary) for r in results] == [(SKIP, "needs the Kubernetes adapter (issue open)")] * 3
-    assert "kubectl -n traefik get pods -o wide" in (results[0].hint or "")
+
+    before = {r.name: r for r in run_checks(lab, names)}
+    assert before["psa-label"].status == FAIL and "does not exist" in before["psa-label"].summary
+    assert before["traefik-placement"].status == FAIL and "no Traefik pod" in before["traefik-placement"].summary
+    assert before["helm-release"].status == FAIL and "no Helm release traefik" in before["helm-release"].summary
+
+    kube_emulator.create("v1", "Namespace", {"metadata": {"name": "traefik", "labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    kube_emulator.create("v1", "Pod", {
+        "metadata": {"name": "traefik-abc", "namespace": "traefik", "labels": {
+            "app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-traefik"}},
+        "spec": {"nodeName": "wk", "hostNetwork": True, "containers": [{"name": "traefik", "image": "x"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    after = {r.name: r for r in run_checks(lab, ["psa-label", "traefik-placement"])}
+    assert after["psa-label"].status == PASS
+    # vip-holder did not run here: placement is known, the holder is not
+    assert after["traefik-placement"].status == WARN and "runs on wk" in after["traefik-placement"].summary
+
+
+def test_kubernetes_checks_say_why_they_cannot_read(lab: Lab, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    results = {r.name: r for r in run_checks(lab, ["psa-label", "helm-release"])}
+    assert results["psa-label"].status == FAIL and "could not read it" in results["psa-label"].summary
+    assert results["helm-release"].status == FAIL and "no helm" in results["helm-release"].summary
 
 
 # -- the verify phase -----------------------------------------------------------------------------

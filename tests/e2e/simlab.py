@@ -148,12 +148,13 @@ class SimLab:
         self.emu = self._start_emulator()
         self.kubeconfig = self.emu.write_kubeconfig(self.root / "kube" / "config")
         self.cluster = install_cluster(self.emu, [NodeSpec(n.name, n.address, n.role) for n in self.nodes])
-        self._stack.callback(self.cluster.close)
         self.pod_mirror = PodMirror(self.net, {n.name: n.netns for n in self.nodes}, self.certs.good,
                                     follow=lambda pod: pod.namespace == self.traefik_namespace)
         self.cluster.on_pod_running(self.pod_mirror.on_running)
         self.cluster.on_pod_gone(self.pod_mirror.on_gone)
-        self._stack.callback(self.pod_mirror.stop_all)  # before the namespaces go (LIFO)
+        # closed last-in first-out: the requeue thread stops, then the stand-ins, then the emulator
+        self._stack.callback(self.pod_mirror.stop_all)
+        self._stack.callback(self.cluster.close)
         self.vip_mirror = VipMirror(self.net, self.sim.state, self.vip, {n.address: n.netns for n in self.nodes})
         self._stack.callback(self.vip_mirror.stop)
         self.vip_mirror.start()

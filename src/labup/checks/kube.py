@@ -1,22 +1,22 @@
 """traefik-placement, psa-label, helm-release: checks that read the Kubernetes API and Helm.
 
-The adapters for those systems are being built (issue open), so these checks report `skip` with the
-reason: never a pass they did not earn, never a fail for what labup cannot yet ask. Wiring them is
-one provider: set `PROVIDER` to a function returning a `KubeFacts`; the judging code is here already.
+The facts come from `KubeFacts` (checks/kube_facts.py, over the shared Kubernetes and Helm adapters),
+read once per verify and shared by the three checks; the judging is pure and tested on its own.
+A fact that cannot be read (no kubeconfig, API down, no helm) fails its check with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from labup.checks.model import FAIL, PASS, SKIP, WARN, CheckContext, CheckResult
+from labup.checks.model import FAIL, PASS, WARN, CheckContext, CheckResult
+from labup.errors import LabupError
 
 if TYPE_CHECKING:
     from labup.config import Lab
 
-NOT_BUILT = "needs the Kubernetes adapter (issue open)"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 CP_TAINT = "node-role.kubernetes.io/control-plane"
 
@@ -35,37 +35,32 @@ class KubeFacts(Protocol):
 
     def traefik_pods(self) -> list[TraefikPod]: ...
 
-    def namespace_labels(self) -> Mapping[str, str]: ...
+    def namespace_labels(self) -> Mapping[str, str] | None: ...  # None: no such namespace
 
     def release_status(self) -> Mapping[str, Any] | None:  # `helm status -o json`, None if no release
         ...
 
 
-# Set by the Kubernetes adapter's owner: (lab, seconds left) -> KubeFacts. None: checks skip.
-PROVIDER: Callable[[Lab, float], KubeFacts] | None = None
+def _facts(ctx: CheckContext) -> KubeFacts:
+    from labup.checks.kube_facts import LabKubeFacts
+
+    return ctx.fact("kube", lambda: LabKubeFacts(ctx.lab, ctx.remaining()))  # type: ignore[no-any-return]
 
 
-def _facts(ctx: CheckContext) -> KubeFacts | None:
-    if PROVIDER is None:
-        return None
-    provider = PROVIDER
-    return ctx.fact("kube", lambda: provider(ctx.lab, ctx.remaining()))
-
-
-def _skipped(name: str, by_hand: str) -> CheckResult:
-    return CheckResult(name, SKIP, NOT_BUILT, hint=f"nothing was checked; by hand: {by_hand}")
+def _unreadable(name: str, exc: LabupError) -> CheckResult:
+    return CheckResult(name, FAIL, f"could not read it: {exc.message}", hint=exc.hint)
 
 
 # -- traefik-placement ----------------------------------------------------------------------------
 
 
 def traefik_placement(ctx: CheckContext) -> CheckResult:
-    facts = _facts(ctx)
-    if facts is None:
-        t = ctx.lab.traefik
-        return _skipped("traefik-placement", f"`kubectl -n {t.namespace} get pods -o wide` (NODE must be the VIP's)")
+    try:
+        pods = _facts(ctx).traefik_pods()
+    except LabupError as exc:
+        return _unreadable("traefik-placement", exc)
     holder = ctx.result_of("vip-holder")
-    return judge_placement(ctx.lab, facts.traefik_pods(), holder.data.get("holder") if holder else None)
+    return judge_placement(ctx.lab, pods, holder.data.get("holder") if holder else None)
 
 
 def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> CheckResult:
@@ -101,10 +96,14 @@ def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> Che
 
 
 def psa_label(ctx: CheckContext) -> CheckResult:
-    facts = _facts(ctx)
-    if facts is None:
-        return _skipped("psa-label", f"`kubectl get namespace {ctx.lab.traefik.namespace} --show-labels`")
-    return judge_psa(ctx.lab, facts.namespace_labels())
+    try:
+        labels = _facts(ctx).namespace_labels()
+    except LabupError as exc:
+        return _unreadable("psa-label", exc)
+    if labels is None:
+        return CheckResult("psa-label", FAIL, f"namespace {ctx.lab.traefik.namespace} does not exist",
+                           hint="`labup phase namespace` creates and labels it")
+    return judge_psa(ctx.lab, labels)
 
 
 def judge_psa(lab: Lab, labels: Mapping[str, str]) -> CheckResult:
@@ -122,11 +121,11 @@ def judge_psa(lab: Lab, labels: Mapping[str, str]) -> CheckResult:
 
 
 def helm_release(ctx: CheckContext) -> CheckResult:
-    facts = _facts(ctx)
-    if facts is None:
-        t = ctx.lab.traefik
-        return _skipped("helm-release", f"`helm -n {t.namespace} status {t.release}`")
-    return judge_release(ctx.lab, facts.release_status())
+    try:
+        status = _facts(ctx).release_status()
+    except LabupError as exc:
+        return _unreadable("helm-release", exc)
+    return judge_release(ctx.lab, status)
 
 
 def judge_release(lab: Lab, status: Mapping[str, Any] | None) -> CheckResult:

@@ -13,7 +13,9 @@ from labup.engine.journal import Journal, PendingUndo
 from labup.engine.signals import SignalGuard
 from labup.errors import (
     EXIT_FAILED,
+    EXIT_INVALID,
     EXIT_ROLLBACK_INCOMPLETE,
+    ConfigError,
     Interrupted,
     LabupError,
     PermanentError,
@@ -55,6 +57,9 @@ class Runner:
     def run(self) -> m.RunReport:
         if self.journal:
             self.journal.start(self.command, [p.name for p in self.phases])
+        # which phases run in this invocation: a phase's pre-flight may depend on an earlier one
+        # (traefik needs the VIP that the vip phase brings up)
+        self.ctx.facts["run_phases"] = [p.name for p in self.phases]
         guard = SignalGuard(self.reporter.note)
         with guard:
             try:
@@ -117,6 +122,9 @@ class Runner:
                                                   hint=exc.hint))
         if problems and not self.ctx.dry_run:
             first = problems[0]
+            if first.exit_code == EXIT_INVALID:  # bad input (e.g. a refused values file) stays exit 2
+                raise ConfigError("", f"pre-flight failed, nothing was changed: {first.message}",
+                                  hint=first.hint)
             raise PermanentError(f"pre-flight failed, nothing was changed: {first.message}",
                                  hint=first.hint)
 
@@ -189,6 +197,8 @@ class Runner:
         with guard.shield():
             complete = self._rollback()
         self.report.exit_code = EXIT_FAILED if complete else EXIT_ROLLBACK_INCOMPLETE
+        if complete and not self.applied and exc.exit_code == EXIT_INVALID:
+            self.report.exit_code = EXIT_INVALID  # invalid input, found before any write
 
     def _rollback(self) -> bool:
         if not self.applied:

@@ -53,9 +53,8 @@ def find_holder(ctx: Context) -> Holder | None:
 
 def vip_phase_in_run(ctx: Context) -> bool:
     """Whether the vip phase runs before this one in the same invocation (it brings the VIP up, so
-    "no holder yet" at pre-flight is expected then). The engine does not tell phases which others
-    run; when it does (ctx.facts["run_phases"]), pre-flight gets strict for `labup phase traefik`.
-    Until then labup assumes it may, and the placement step stops the run before any Traefik write."""
+    "no holder yet" at pre-flight is expected then). The runner puts the run's phases in
+    ctx.facts["run_phases"], so `labup phase traefik` alone is strict at pre-flight."""
     phases = ctx.facts.get("run_phases")
     return True if phases is None else "vip" in phases
 
