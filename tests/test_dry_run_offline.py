@@ -49,6 +49,12 @@ def test_example_dry_run_plans_every_phase_offline(traced) -> None:
     assert statuses <= {"ok", "would-change", "unknown"}
     assert "unknown" in statuses  # talosctl and kubeconfig are missing: said, not guessed
     assert "nothing was changed" in result.stderr
+    # state it cannot read is unknown, yet the plan still says what would be sent
+    diffs = {f"{s['phase']}/{s['step']}": s.get("diff") or "" for s in doc["steps"]}
+    assert "kind: Layer2VIPConfig" in diffs["vip/talos-unw-ifc"] and "name: 192.168.1.250" in diffs["vip/talos-unw-ifc"]
+    assert "is a worker: no VIP patch" in diffs["vip/talos-worker-1"]
+    assert "+ pod-security.kubernetes.io/enforce: privileged" in diffs["namespace/pod-security"]
+    assert "hostNetwork: true" in diffs["traefik/release"]
     assert not (EXAMPLE.parent / ".labup").exists()
 
 

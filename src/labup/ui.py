@@ -87,7 +87,7 @@ class Reporter:
             self._line(f"    error: {redact(r.error)}", "red")
         if r.hint:
             self._line(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
-        if r.diff and (r.status in ("would-change", "changed") or self.verbose):
+        if r.diff and (r.status in ("would-change", "changed", "unknown") or self.verbose):
             for line in redact(r.diff).rstrip("\n").splitlines():
                 self._line(f"    {line}", _diff_style(line))
 

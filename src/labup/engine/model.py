@@ -49,6 +49,11 @@ class Step(ABC):
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
         """Make the change. Return the JSON-safe data undo() needs (journaled: never a secret)."""
 
+    def offline_plan(self, ctx: Context) -> str | None:
+        """What the step would apply, from lab.yaml alone: shown when a dry run cannot read the live
+        state, so an offline plan still says what would be sent. Pure: no I/O."""
+        return None
+
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         """Undo exactly what apply() did; return a one-line description of what was undone."""
         raise NotImplementedError(f"step {self.name} cannot be undone")

@@ -146,6 +146,7 @@ class Runner:
                     raise
                 reason = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
                 seen = m.Observation.unknown("state could not be read", reason)
+                seen.diff = step.offline_plan(self.ctx)
             if getattr(step, "kind", "change") == "check":
                 status = m.OK if seen.converged else m.FAILED
                 self._record(m.StepResult(phase, step.name, status, seen.summary, seen.diff,

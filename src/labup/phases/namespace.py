@@ -97,6 +97,9 @@ class PrivilegedNamespace(Step):
 
     # -- write ------------------------------------------------------------------------------------
 
+    def offline_plan(self, ctx: Context) -> str | None:
+        return label_diff(self.namespace, {}, exists=True)
+
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
         refuse_system_namespace(self.namespace)
         k = kube(ctx)

@@ -42,6 +42,11 @@ class HolderStep(Step):
         self.survey = survey
         self.vip = lab.vip.address
 
+    def offline_plan(self, ctx: Context) -> str | None:
+        return (f"wait up to {self.lab.vip.wait_timeout_s:g}s until one of "
+                f"{', '.join(n.name for n in self.lab.control_planes)} shows "
+                f"{self.lab.vip.interface}/{self.vip}/32 in `talosctl get addresses`")
+
     def observe(self, ctx: Context) -> Observation:
         seen = self._look(lambda n: self.survey.addresses(ctx, n))
         if not seen.holders:

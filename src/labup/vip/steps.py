@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from labup.adapters.talos import CONTROL_PLANE_TYPES, MachineConfig
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PreflightError
-from labup.vip import forms
+from labup.vip import forms, templates
 from labup.vip.survey import Survey, label, talos
 
 if TYPE_CHECKING:
@@ -88,6 +88,11 @@ class NodeVipStep(Step):
             self.survey.configured.add(self.node.address)
         return Observation(plan.converged, plan.summary, diff=plan.diff, data={"plan": plan})
 
+    def offline_plan(self, ctx: Context) -> str | None:
+        patch = templates.dump(templates.load("layer2vip.yaml", vip=self.want.vip, link=self.want.link))
+        return (f"the patch for Talos >= 1.12 (a node on <= 1.11 gets the interfaces form; "
+                f"`labup render vip` shows both):\n{patch}")
+
     # -- write ------------------------------------------------------------------------------------
 
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
@@ -128,9 +133,15 @@ class WorkerStep(Step):
 
     def observe(self, ctx: Context) -> Observation:
         check_role(ctx, self.survey, self.node)
-        return Observation(True, f"{label(self.node)} is a worker: no VIP patch. The VIP belongs on "
-                                 f"control-plane nodes only: Talos refuses it on a worker (\"{WORKER_WALL}\"), "
-                                 "or from 1.12 accepts the document but never brings the VIP up")
+        return Observation(True, self._why())
+
+    def _why(self) -> str:
+        return (f"{label(self.node)} is a worker: no VIP patch. The VIP belongs on control-plane nodes "
+                f"only: Talos refuses it on a worker (\"{WORKER_WALL}\"), or from 1.12 accepts the "
+                "document but never brings the VIP up")
+
+    def offline_plan(self, ctx: Context) -> str | None:
+        return self._why()
 
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
         raise AssertionError("a worker is never sent a VIP patch")
