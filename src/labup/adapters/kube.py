@@ -43,6 +43,9 @@ _PAGE = 500  # list page size: homelab lists fit in one page, big ones are follo
 # -- errors ---------------------------------------------------------------------------------------
 
 
+API_HINT = "is the cluster up, and kubernetes.kubeconfig's server reachable from here?"
+
+
 @dataclass(frozen=True)
 class Call:
     """What a request does, in RBAC terms: a 403 names exactly this permission."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from labup.config import Lab
 from labup.engine.retry import call_with_retry
+from labup.errors import TransientError, Unreadable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from labup.ui import Reporter
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,6 +34,15 @@ class Context:
                                f"retrying in {sleep:.1f}s")
 
         return call_with_retry(self.lab.retry, fn, on_retry=on_retry)
+
+    def read(self, fn: Callable[[], T], what: str, hint: str | None = None) -> T:
+        """A read with the retry policy; still unanswered after it, the state is unknown
+        (Unreadable: a dry run shows `unknown` and goes on, an apply stops before writing)."""
+        try:
+            return self.retry(fn, what)  # type: ignore[no-any-return]
+        except TransientError as exc:
+            raise Unreadable(f"{what}: {exc.message} (gave up after retrying)",
+                             hint=exc.hint or hint) from exc
 
     def adapter(self, name: str, factory: Callable[[Context], Any]) -> Any:
         """One adapter instance per system per run, created on first use (imports stay lazy)."""

@@ -20,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from labup.adapters.kube import (
+    API_HINT,
     KubeAdapter,
     KubeConflict,
     annotations_of,
@@ -28,7 +29,7 @@ from labup.adapters.kube import (
 )
 from labup.config import SYSTEM_NAMESPACES
 from labup.engine.model import Observation, Phase, Step
-from labup.errors import PermanentError, PreflightError, TransientError, Unreadable
+from labup.errors import PermanentError, PreflightError, TransientError
 from labup.phases import PHASE_HELP
 
 if TYPE_CHECKING:
@@ -181,13 +182,8 @@ def _undo_create(k: KubeAdapter, ns: str, live: dict[str, Any], data: dict[str, 
 
 
 def read(ctx: Context, fn: Callable[[], Any], what: str) -> Any:
-    """A read with the lab's retry policy; when the API stays unreachable the state is unknown
-    (Unreadable: a dry run shows `unknown` and goes on, an apply stops)."""
-    try:
-        return ctx.retry(fn, what)
-    except TransientError as exc:
-        raise Unreadable(f"{what}: {exc.message} (gave up after retrying)",
-                         hint="is the cluster up, and kubernetes.kubeconfig's server reachable from here?") from exc
+    """A Kubernetes read: retried, then Unreadable (see Context.read)."""
+    return ctx.read(fn, what, hint=API_HINT)
 
 
 def label_diff(ns: str, current: dict[str, str | None], *, exists: bool) -> str:

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from labup.adapters.kube import Call, KubeAdapter, KubeNotFound
-from labup.errors import TransientError, Unreadable
+from labup.adapters.kube import API_HINT, Call, KubeAdapter, KubeNotFound
 
 if TYPE_CHECKING:
     from labup.adapters.helm import HelmAdapter
@@ -33,12 +32,8 @@ def kube(ctx: Context) -> KubeAdapter:
 
 
 def read(ctx: Context, fn: Callable[[], T], what: str) -> T:
-    """A read with the lab's retry policy; still unanswered after it: Unreadable."""
-    try:
-        return ctx.retry(fn, what)  # type: ignore[no-any-return]
-    except TransientError as exc:
-        raise Unreadable(f"{what}: no answer: {exc.message}",
-                         hint=exc.hint or "is the cluster up, and kubernetes.kubeconfig's server reachable?") from exc
+    """A Kubernetes or helm read: retried, then Unreadable (see Context.read)."""
+    return ctx.read(fn, what, hint=API_HINT)
 
 
 # -- Kubernetes reads the shared adapter does not have (yet): thin, on its public request() ------
