@@ -63,7 +63,7 @@ def no_outside_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 # the namespace lab: fixtures `netlab` and `netlab_certs` (tests/netlab/fixtures.py)
-pytest_plugins = ["netlab.fixtures", "talos_sim.fixtures", "kubeemu.fixtures"]
+pytest_plugins = ["netlab.fixtures", "talos_sim.fixtures", "kubeemu.fixtures", "e2e.fixtures"]
 
 
 @pytest.hookimpl(hookwrapper=True)

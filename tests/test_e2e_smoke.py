@@ -6,7 +6,7 @@ the client namespace against all of it, and everything is gone afterwards.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,11 @@ import pytest
 
 from e2e import TWO_CP_NODES, SimLab
 from e2e.counters import helm_verb, is_helm_write
-from e2e.fixtures import simlab_factory
-
 from netlab import list_netns
 from netlab.probe import http_get, tcp_connect, tls_get
 
 pytestmark = pytest.mark.root
 
-
-@pytest.fixture(name="simlab")
-def _simlab(tmp_path: Path) -> Iterator[Callable[..., SimLab]]:
-    yield from simlab_factory(tmp_path)
 
 PRIVILEGED = {f"pod-security.kubernetes.io/{m}": "privileged" for m in ("enforce", "audit", "warn")}
 

@@ -1,12 +1,4 @@
-"""The `simlab` fixture for the simulated lab. tests/conftest.py loads only the infrastructure
-packages' plugins, so a test module declares it (under its own name: importing a fixture and taking
-it as a parameter is a redefinition to linters):
-
-    from e2e.fixtures import simlab_factory
-
-    @pytest.fixture(name="simlab")
-    def _simlab(tmp_path: Path) -> Iterator[Callable[..., SimLab]]:
-        yield from simlab_factory(tmp_path)
+"""The `simlab` fixture for the simulated lab (loaded by tests/conftest.py's pytest_plugins):
 
     def test_x(simlab):
         lab = simlab()                        # cp-1 + wk-1, Talos v1.13, helm 4.1.4, lab.yaml written
@@ -50,3 +42,8 @@ def simlab_factory(tmp_path: Path) -> Iterator[Callable[..., SimLab]]:
             failures.append(str(exc))
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
+
+
+@pytest.fixture
+def simlab(tmp_path: Path) -> Iterator[Callable[..., SimLab]]:
+    yield from simlab_factory(tmp_path)

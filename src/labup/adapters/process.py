@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labup.errors import LabupError, TransientError
 from labup.redact import redact
@@ -21,6 +23,9 @@ class ToolResult:
     exit_code: int
     stdout: str
     stderr: str
+
+
+KILL_GRACE_S = 60.0  # how long an interrupted tool may take to clean up after itself
 
 
 class ToolFailed(LabupError):
@@ -88,10 +93,19 @@ def _text(data: str | bytes | None) -> str:
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
 
 
-def _kill(running: object) -> None:
+def _kill(running: Any, grace_s: float = KILL_GRACE_S) -> None:
+    """Stop the child and wait for it: a helm told to stop still undoes its own half-done install
+    (--atomic/--rollback-on-failure); labup's rollback must not start before it has finished."""
+    import sh
+
     process = getattr(running, "process", None)
     try:
-        if process is not None and process.is_alive()[0]:
-            process.terminate()
+        if process is None or not process.is_alive()[0]:
+            return
+        process.signal(signal.SIGINT)  # what a terminal's Ctrl-C would send: helm cleans up on it
+        try:
+            running.wait(timeout=grace_s)
+        except sh.TimeoutException:
+            process.kill()
     except Exception:  # already gone: nothing to clean up
         pass

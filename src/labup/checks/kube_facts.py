@@ -35,6 +35,7 @@ class LabKubeFacts:
         return None if namespace is None else labels_of(namespace)
 
     def release_status(self) -> Mapping[str, Any] | None:
+        """The latest revision, shaped like `helm status -o json`; None when there is no release."""
         from labup.adapters.helm import HelmAdapter
         from labup.phases.helm import locate_helm
 
@@ -45,7 +46,13 @@ class LabKubeFacts:
         kube = self.lab.kubernetes
         helm = HelmAdapter(found.path, found.version, kube.kubeconfig, kube.context, timeout_s=self.seconds)
         t = self.lab.traefik
-        return helm.status(t.release, t.namespace)
+        # `helm history` (not `status -o json`, which carries no chart) has each revision's chart
+        history = helm.history(t.release, t.namespace)
+        if not history:
+            return None
+        latest = history[-1]
+        return {"info": {"status": latest.status}, "version": latest.revision,
+                "chart": {"metadata": {"name": latest.chart_name, "version": latest.chart_version}}}
 
 
 def _pod(obj: Mapping[str, Any]) -> TraefikPod:
