@@ -36,6 +36,7 @@ lint: install
 
 bench: install
 	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench_lab.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

@@ -77,13 +77,24 @@ def new_enough(version: str, minimum: str) -> bool:
     return version_key(version) >= version_key(minimum)
 
 
+_VERSIONS: dict[tuple[int, int, int, int], str] = {}  # (device, inode, size, mtime) -> version
+
+
 def read_version(binary: Path) -> str:
-    """What `helm version --template '{{.Version}}'` prints, without the v (e.g. '4.1.4')."""
+    """What `helm version --template '{{.Version}}'` prints, without the v (e.g. '4.1.4').
+
+    Asked once per file per run: the phases and checks each need it, and a replaced binary is a new
+    (inode, size, mtime), so the cache never answers for a file it did not run."""
+    info = os.stat(binary)
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if key in _VERSIONS:
+        return _VERSIONS[key]
     out = run_tool(binary, ["version", "--template", "{{.Version}}"], timeout=VERSION_TIMEOUT_S).stdout
     text = out.strip()
     if semver(text):
         raise PermanentError(f"{binary} version: printed {text[:80]!r}, not a version")
-    return text.lstrip("v")
+    _VERSIONS[key] = text.lstrip("v")
+    return _VERSIONS[key]
 
 
 def probe(binary: Path) -> Seen:

@@ -79,7 +79,8 @@ class PlacementStep(Step):
         from labup.traefik.values import build
 
         build(self.lab)  # refused values stop the run here, before any helm or Kubernetes call
-        if find_holder(ctx) is None and not vip_phase_in_run(ctx):
+        # with the vip phase in this run, the holder is its to establish: no need to ask Talos now
+        if not vip_phase_in_run(ctx) and find_holder(ctx) is None:
             raise no_holder(self.lab)
 
     def observe(self, ctx: Context) -> Observation:
