@@ -201,3 +201,24 @@ def test_stale_lock_from_a_killed_run_is_recovered(write_lab, state: Path) -> No
     _, err = again.communicate(timeout=30)
     assert again.returncode == 0, err
     assert f"recovered a stale lock left by pid {child.pid}" in err
+
+
+def test_a_dry_run_gives_up_on_an_unreachable_system_quickly(lab, state: Path) -> None:
+    from dataclasses import replace
+
+    from labup.errors import TransientError
+
+    class Unreachable(FileStep):
+        def observe(self, ctx):  # how phases read: ctx.read retries, then says Unreadable
+            return ctx.read(self._refused, "read x")
+
+        def _refused(self):
+            self._log("observe")
+            raise TransientError("connection refused")
+
+    patient = replace(lab, retry=Retry(attempts=6, initial_s=0.01, max_s=0.02, total_s=60))
+    ctx = Context(lab=patient, dry_run=True, reporter=Reporter(quiet=True))
+    report = Runner(ctx, [phase("p", Unreachable(state, "x"))], "apply", None).run()
+    assert report.exit_code == 0 and report.results[0].status == m.UNKNOWN
+    assert "connection refused (gave up after retrying)" in (report.results[0].hint or "")
+    assert calls(state).count("observe x") == 2  # not the lab's 6: a plan should come quickly

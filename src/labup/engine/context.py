@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from labup.config import Lab
@@ -33,7 +33,10 @@ class Context:
             self.reporter.note(f"{what}: attempt {attempt} failed ({_one_line(exc)}); "
                                f"retrying in {sleep:.1f}s")
 
-        return call_with_retry(self.lab.retry, fn, on_retry=on_retry)
+        policy = self.lab.retry
+        if self.dry_run:  # a plan should come quickly: an unreachable system is soon shown `unknown`
+            policy = replace(policy, attempts=min(policy.attempts, 2), total_s=min(policy.total_s, 15.0))
+        return call_with_retry(policy, fn, on_retry=on_retry)
 
     def read(self, fn: Callable[[], T], what: str, hint: str | None = None) -> T:
         """A read with the retry policy; still unanswered after it, the state is unknown
