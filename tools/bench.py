@@ -37,7 +37,7 @@ def main() -> int:
             "import typer, rich, yaml (floor)": [sys.executable, "-c", "import typer, rich, yaml"],
             "labup --help": [str(BIN / "labup"), "--help"],
             "labup --help (typer path, no snapshot)": [
-                "env", "LABUP_NO_FAST_HELP=1", str(BIN / "labup"), "--help"],
+                "/usr/bin/env", "LABUP_NO_FAST_HELP=1", str(BIN / "labup"), "--help"],
             "labup phase --help": [str(BIN / "labup"), "phase", "--help"],
             "labup apply --dry-run (example, offline)": [
                 str(BIN / "labup"), "-c", str(REPO / "examples" / "lab.yaml"), "apply", "--dry-run"],

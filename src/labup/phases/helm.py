@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from labup.adapters import download, helmbin
+from labup.adapters import helmbin
 from labup.adapters.helmbin import HelmBinary
 from labup.config import Lab
 from labup.engine.context import Context
@@ -108,6 +108,8 @@ class HelmBinaryStep(Step):
     # -- write ------------------------------------------------------------------------------------
 
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
+        from labup.adapters import download  # http.client and friends: only when downloading
+
         tag, url = seen.data["tag"], seen.data["url"]
         name = helmbin.archive_name(self.cfg.version, tag)
         folder = self.cfg.install_dir
@@ -174,6 +176,8 @@ class HelmBinaryStep(Step):
 
 def _fetch_archive(ctx: Context, url: str, name: str, archive: Any) -> str:
     """One attempt: start the file over, stream the archive into it with a progress bar."""
+    from labup.adapters import download
+
     archive.seek(0)
     archive.truncate()
     with download.open_url(url) as got, ctx.reporter.progress(f"downloading {name}", got.length) as advance:

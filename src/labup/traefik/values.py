@@ -4,6 +4,8 @@ traefik phase installs."""
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,16 @@ class RenderedValues:
 
 def build(lab: Lab, node: str | None = None) -> RenderedValues:
     """The final values. `node` is the Kubernetes name of the node that holds the VIP (found at run
-    time); without it (render, no cluster) the first control-plane node of lab.yaml stands in."""
+    time); without it (render, no cluster) the first control-plane node of lab.yaml stands in.
+
+    Built once per (lab, node) in a process: pre-flight, the plan and the install all ask, and the
+    schema check of the whole chart is the costly part. Each caller gets its own copy."""
+    built = _build(lab, node)
+    return RenderedValues(values=copy.deepcopy(built.values), node=built.node, notes=built.notes)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(lab: Lab, node: str | None) -> RenderedValues:
     check_lab_version(lab.traefik.chart_version)
     pin = load_pin()
     notes = [f"Helm values for chart {pin.name} {pin.version} (Traefik {pin.app_version}), rendered by labup "
