@@ -138,7 +138,8 @@ class Reporter:
         if self.rich:
             from rich.table import Table
 
-            table = Table(title=f"labup {report.command}" + (" (dry run)" if report.dry_run else ""),
+            dry = " (dry run)" if report.dry_run and "--dry-run" not in report.command else ""
+            table = Table(title=f"labup {report.command}{dry}",
                           title_justify="left")
             for col in ("phase", "step", "status", "detail"):
                 table.add_column(col)
