@@ -606,8 +606,8 @@ def test_http_get_refused_raises_connection_refused() -> None:
 
 ROUTE_TABLE = (
     "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-    "eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"  # default via 192.168.2.1
-    "eth0\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n"  # 192.168.2.0/24 on-link
+    "eth0\t00000000\t016433C6\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"  # default via 198.51.100.1
+    "eth0\t006433C6\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n"  # 198.51.100.0/24 on-link
 )
 
 
@@ -616,27 +616,27 @@ def test_a_routed_vip_is_reported_without_sending_anything(monkeypatch: pytest.M
     monkeypatch.setattr(net, "_proc_net", lambda name: tmp_path / name)
     monkeypatch.setattr(net, "_poke", lambda *a: pytest.fail("sent a datagram"))
     got = net.resolve_neighbour("192.0.2.250", timeout=1)
-    assert got.gateway == "192.168.2.1" and got.device == "eth0" and got.mac is None
+    assert got.gateway == "198.51.100.1" and got.device == "eth0" and got.mac is None
 
 
 def test_neighbour_read_from_proc_net_arp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "route").write_text(ROUTE_TABLE)
     (tmp_path / "arp").write_text(
         "IP address       HW type     Flags       HW address            Mask     Device\n"
-        "192.168.2.9      0x1         0x0         00:00:00:00:00:00     *        eth0\n"
-        "192.168.2.250    0x1         0x2         02:6C:61:62:00:0A     *        eth0\n")
+        "198.51.100.9    0x1         0x0         00:00:00:00:00:00     *        eth0\n"
+        "198.51.100.250    0x1         0x2         02:6C:61:62:00:0A     *        eth0\n")
     monkeypatch.setattr(net, "_proc_net", lambda name: tmp_path / name)
     sent: list[str] = []
     monkeypatch.setattr(net, "_poke", lambda addr, version: sent.append(addr))
-    got = net.resolve_neighbour("192.168.2.250", timeout=1)
+    got = net.resolve_neighbour("198.51.100.250", timeout=1)
     assert (got.mac, got.state, got.device, got.source) == (CP_MAC, "complete", "eth0", "/proc/net/arp")
-    assert sent == ["192.168.2.250"]
+    assert sent == ["198.51.100.250"]
     start = time.monotonic()
-    missing = net.resolve_neighbour("192.168.2.9", timeout=0.3)  # incomplete: no MAC by the deadline
+    missing = net.resolve_neighbour("198.51.100.9", timeout=0.3)  # incomplete: no MAC by the deadline
     assert missing.mac is None and missing.state == "incomplete" and time.monotonic() - start < 0.6
 
 
-# -- the Kubernetes checks' judging code (wired when the adapter lands) ----------------------------------
+# -- the Kubernetes checks' judging code ----------------------------------------------------------------------
 
 
 def test_judge_placement(lab: Lab) -> None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from labup.errors import PermanentError, TransientError, Unreadable
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from labup.engine.context import Context
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 KUBECONFIG_HINT = ("set kubernetes.kubeconfig in lab.yaml (or $KUBECONFIG); on Talos, "
                    "`talosctl -n <control-plane address> kubeconfig <path>` writes one")
@@ -439,6 +440,16 @@ class KubeAdapter:
 
 
 # -- helpers for callers ----------------------------------------------------------------------------
+
+
+def shared(ctx: Context) -> KubeAdapter:
+    """The run's one Kubernetes adapter (phases and steps share it)."""
+    return ctx.adapter("kube", KubeAdapter.from_context)  # type: ignore[no-any-return]
+
+
+def read(ctx: Context, fn: Callable[[], T], what: str) -> T:
+    """A Kubernetes (or helm) read: retried, then Unreadable (see Context.read)."""
+    return ctx.read(fn, what, hint=API_HINT)
 
 
 def labels_of(obj: Mapping[str, Any] | None) -> dict[str, str]:

@@ -20,20 +20,20 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from labup.adapters.kube import (
-    API_HINT,
     KubeAdapter,
     KubeConflict,
     annotations_of,
     is_terminating,
     labels_of,
+    read,
 )
+from labup.adapters.kube import shared as kube
 from labup.config import SYSTEM_NAMESPACES
 from labup.engine.model import Observation, Phase, Step
 from labup.errors import PermanentError, PreflightError, TransientError
 from labup.phases import PHASE_HELP
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from labup.engine.context import Context
 
@@ -42,10 +42,6 @@ LEVEL = "privileged"
 MODES = ("enforce", "audit", "warn")
 WANTED: dict[str, str] = {f"{PSA}/{mode}": LEVEL for mode in MODES}
 CREATED_BY = "labup/created-by"  # annotation on a namespace labup created: rollback deletes only that one
-
-
-def kube(ctx: Context) -> KubeAdapter:
-    return ctx.adapter("kube", KubeAdapter.from_context)  # type: ignore[no-any-return]
 
 
 def refuse_system_namespace(name: str) -> None:
@@ -179,11 +175,6 @@ def _undo_create(k: KubeAdapter, ns: str, live: dict[str, Any], data: dict[str, 
     if not k.delete_namespace(ns, uid=data.get("uid")):
         return f"namespace {ns} is already gone"
     return f"deleted namespace {ns} (labup created it; it was empty)"
-
-
-def read(ctx: Context, fn: Callable[[], Any], what: str) -> Any:
-    """A Kubernetes read: retried, then Unreadable (see Context.read)."""
-    return ctx.read(fn, what, hint=API_HINT)
 
 
 def label_diff(ns: str, current: dict[str, str | None], *, exists: bool) -> str:

@@ -6,17 +6,15 @@ Unreadable, so a dry run shows `unknown` with the reason and an apply stops befo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from labup.adapters.kube import API_HINT, Call, KubeAdapter, KubeNotFound
+from labup.adapters.kube import Call, KubeAdapter, KubeNotFound
 
 if TYPE_CHECKING:
     from labup.adapters.helm import HelmAdapter
     from labup.engine.context import Context
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
@@ -25,15 +23,6 @@ def helm(ctx: Context) -> HelmAdapter:
     from labup.adapters.helm import HelmAdapter
 
     return ctx.adapter("helm", HelmAdapter.from_context)  # type: ignore[no-any-return]
-
-
-def kube(ctx: Context) -> KubeAdapter:
-    return ctx.adapter("kube", KubeAdapter.from_context)  # type: ignore[no-any-return]
-
-
-def read(ctx: Context, fn: Callable[[], T], what: str) -> T:
-    """A Kubernetes or helm read: retried, then Unreadable (see Context.read)."""
-    return ctx.read(fn, what, hint=API_HINT)
 
 
 # -- Kubernetes reads the shared adapter does not have (yet): thin, on its public request() ------

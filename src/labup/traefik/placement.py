@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labup.adapters.kube import KubeForbidden
+from labup.adapters.kube import KubeForbidden, read
+from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import PermanentError, PreflightError
-from labup.traefik.access import kube, read
 from labup.traefik.diagnose import node_fit, untolerated
 
 if TYPE_CHECKING:

@@ -33,10 +33,12 @@ from labup.adapters.helm import (
     Revision,
     last_deployed,
 )
+from labup.adapters.kube import read
+from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PermanentError, PreflightError, TransientError, Unreadable
 from labup.traefik import diagnose
-from labup.traefik.access import helm, kube, read
+from labup.traefik.access import helm
 from labup.traefik.diffs import comparable, manifest_diff, values_diff
 from labup.traefik.pin import load_pin
 from labup.traefik.placement import FACT as PLACEMENT

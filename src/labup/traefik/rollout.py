@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from labup.adapters.kube import read
+from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PermanentError, Unreadable
 from labup.traefik import diagnose as d
-from labup.traefik.access import get_workload, helm, kube, pods_on_node, read
+from labup.traefik.access import get_workload, helm, pods_on_node
 from labup.traefik.placement import FACT as PLACEMENT
 from labup.traefik.release import FACT as RELEASE
 from labup.traefik.release import MANIFEST
