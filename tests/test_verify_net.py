@@ -281,6 +281,72 @@ def test_absent_vip_fails_vip_arp_within_the_timeout(netlab: NetLab, netlab_cert
         assert checks[name]["status"] == "fail"
 
 
+# -- a VIP that just went away: the cache must not answer for it -----------------------------------
+
+# as a user with no capabilities at all (nobody): no raw socket, so labup reads the neighbour table
+UNPRIVILEGED = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all")
+
+
+def shared_lab_file(lab_file: Path) -> Path:
+    """A copy of lab.yaml that another user can read (pytest's tmp_path is root's, mode 0700)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="labup-arp-"))
+    folder.chmod(0o755)
+    data = yaml.safe_load(lab_file.read_text())
+    shutil.copyfile(data["verify"]["ca_file"], folder / "ca.crt")
+    data["verify"]["ca_file"] = str(folder / "ca.crt")
+    copy = folder / "lab.yaml"
+    copy.write_text(yaml.safe_dump(data))
+    for path in (copy, folder / "ca.crt"):
+        path.chmod(0o644)
+    return copy
+
+
+@pytest.mark.parametrize("as_user", ["root", "unprivileged"])
+def test_a_vip_removed_after_a_passing_verify_fails_at_once(netlab: NetLab, netlab_certs: CertSet, lab_file: Path,
+                                                            talos_env: dict[str, str], as_user: str) -> None:
+    serve(netlab, netlab_certs, "cp")
+    netlab.add_vip("cp")
+    shared = shared_lab_file(lab_file)
+    prefix = UNPRIVILEGED if as_user == "unprivileged" else ()
+    env = {**talos_env, "HOME": str(shared.parent)}
+    method = "neighbour-confirmed" if as_user == "unprivileged" else "arp-request"
+
+    def vip_arp() -> tuple[int, dict[str, Any], float]:
+        start = time.monotonic()
+        proc = netlab.run("cl", [*prefix, LABUP, "-c", str(shared), "--json", "verify", "--only", "vip-arp"],
+                          env=env, timeout=60)
+        return proc.returncode, checks_of(json.loads(proc.stdout))["vip-arp"], time.monotonic() - start
+
+    try:
+        netlab.resolve_mac("cl", VIP)  # the kernel of the operator's machine has an entry, as after any use
+        code, first, _ = vip_arp()
+        assert code == 0 and first["status"] == "pass", first
+        assert first["data"]["mac"] == netlab.mac_of("cp") and first["data"]["method"] == method
+        # at once again, VIP still up: a fresh answer is still found (unprivileged: the kernel confirms
+        # the entry when a TCP handshake with the VIP completes, here the stand-in Traefik's port 443)
+        code, again, _ = vip_arp()
+        assert code == 0 and again["status"] == "pass", again
+        # the kernel still holds a REACHABLE entry for the VIP: exactly what must not count
+        cached = netlab.neighbour("cl", VIP)
+        assert cached is not None and cached.get("lladdr") == netlab.mac_of("cp")
+        netlab.remove_vip()
+        code, second, elapsed = vip_arp()
+    finally:
+        import shutil
+
+        shutil.rmtree(shared.parent, ignore_errors=True)
+    assert code == 1 and second["status"] == "fail", second
+    assert second["data"]["method"] == method and second["data"]["cached_mac"] == netlab.mac_of("cp")
+    assert f"no ARP answer for VIP {VIP}" in second["summary"] and "proves nothing" in second["summary"]
+    # labup's own run time: the process start (python, imports) is measured apart by the bench
+    assert second["seconds"] <= TIMEOUT + 0.5, second
+    assert elapsed < TIMEOUT + 3
+
+
 # -- selection --------------------------------------------------------------------------------------
 
 

@@ -619,23 +619,6 @@ def test_a_routed_vip_is_reported_without_sending_anything(monkeypatch: pytest.M
     assert got.gateway == "198.51.100.1" and got.device == "eth0" and got.mac is None
 
 
-def test_neighbour_read_from_proc_net_arp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "route").write_text(ROUTE_TABLE)
-    (tmp_path / "arp").write_text(
-        "IP address       HW type     Flags       HW address            Mask     Device\n"
-        "198.51.100.9    0x1         0x0         00:00:00:00:00:00     *        eth0\n"
-        "198.51.100.250    0x1         0x2         02:6C:61:62:00:0A     *        eth0\n")
-    monkeypatch.setattr(net, "_proc_net", lambda name: tmp_path / name)
-    sent: list[str] = []
-    monkeypatch.setattr(net, "_poke", lambda addr, version: sent.append(addr))
-    got = net.resolve_neighbour("198.51.100.250", timeout=1)
-    assert (got.mac, got.state, got.device, got.source) == (CP_MAC, "complete", "eth0", "/proc/net/arp")
-    assert sent == ["198.51.100.250"]
-    start = time.monotonic()
-    missing = net.resolve_neighbour("198.51.100.9", timeout=0.3)  # incomplete: no MAC by the deadline
-    assert missing.mac is None and missing.state == "incomplete" and time.monotonic() - start < 0.6
-
-
 # -- the Kubernetes checks' judging code ----------------------------------------------------------------------
 
 

@@ -196,8 +196,16 @@ class _Section:
         resolved = Path(value).expanduser()
         if not resolved.is_absolute():
             resolved = self.base_dir / resolved
-        if must_exist and not resolved.is_file():
-            raise ConfigError(self.where(key), f"file '{value}' does not exist (looked at {resolved})")
+        if must_exist:
+            try:
+                readable = resolved.is_file() and os.access(resolved, os.R_OK)
+                exists = readable or resolved.exists()
+            except OSError as exc:  # e.g. a folder on the way that this user may not enter
+                raise ConfigError(self.where(key), f"file '{value}' cannot be read ({exc.strerror})") from None
+            if not exists:
+                raise ConfigError(self.where(key), f"file '{value}' does not exist (looked at {resolved})")
+            if not readable:
+                raise ConfigError(self.where(key), f"file '{value}' is not a readable file (looked at {resolved})")
         return resolved
 
     def list(self, key: str, *, required: bool = False) -> list[Any]:

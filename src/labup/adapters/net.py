@@ -1,9 +1,9 @@
 """The network, as verify sees it from the operator's machine: ARP, HTTP and TLS toward the VIP.
 
-The only module that opens sockets for verify. Every call takes a `timeout` (seconds left for the
-check) and never blocks past it. Nothing here needs root: ARP is triggered by an ordinary UDP datagram
-and read back from the kernel's neighbour table. Functions return plain facts; judging them is the
-checks' job (labup.checks).
+The only module that opens sockets for verify (with adapters.neigh for the link layer). Every call
+takes a `timeout` (seconds left for the check) and never blocks past it. ARP is our own request when
+the process may send raw frames (root), otherwise the kernel's neighbour entry, taken only when the
+kernel confirmed it during the call. Functions return plain facts; judging them is the checks' job.
 """
 
 from __future__ import annotations
@@ -12,45 +12,56 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # the discard service: a datagram to it is only a reason for the kernel to resolve the address
 DISCARD_PORT = 9
-# neighbour states in which the kernel holds a usable link-layer address (`ip neigh` spelling)
-RESOLVED_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"})
-_ATF_COM = 0x2  # /proc/net/arp flag: the entry is complete (has a hardware address)
 _RTF_GATEWAY = 0x2  # /proc/net/route flag: the route goes through a gateway
 _POLL_S = 0.05
+_TICK_SLACK_S = 0.025
 _RESEND_S = 1.0  # the kernel gives up after ~3 probes 1 s apart: keep it asking until our deadline
 
 
 # -- ARP / neighbour discovery ----------------------------------------------------------------------
 
+ARP_REQUEST = "arp-request"  # our own ARP request on the wire (CAP_NET_RAW)
+NEIGHBOUR_CONFIRMED = "neighbour-confirmed"  # the kernel's entry, confirmed after the check started
+# TCP ports a Talos control plane (apid, kube-apiserver) or Traefik listens on at the VIP: a completed
+# handshake makes the kernel confirm the neighbour entry (tcp_ack -> dst_confirm), which a datagram never does
+CONFIRM_PORTS = (50000, 6443, 443, 80)
+
 
 @dataclass(frozen=True)
 class Neighbour:
-    """What the operator's machine learned about an address on its own link."""
+    """What the operator's machine learned about an address on its own link *during the check*."""
 
     address: str
-    mac: str | None = None  # None: nobody answered within the timeout
-    state: str | None = None  # REACHABLE/STALE/... (`ip neigh`), "complete" (/proc/net/arp), FAILED
+    mac: str | None = None  # None: no fresh answer within the timeout
+    state: str | None = None  # "reply" (own ARP), REACHABLE/STALE/... (kernel), FAILED
     device: str | None = None
     gateway: str | None = None  # set when the address is routed, not on-link: ARP cannot reach it
     error: str | None = None  # the kernel refused to send (e.g. no route)
-    source: str = ""  # where the answer was read
+    source: str = ""  # how the answer was obtained: ARP_REQUEST or NEIGHBOUR_CONFIRMED
     seconds: float = 0.0
+    cached_mac: str | None = None  # the kernel's entry from before the check: never proof on its own
+    others: tuple[str, ...] = ()  # more MACs answering for the same address (an address conflict)
+    method_note: str | None = None  # why the own-request method was not used
 
 
 def resolve_neighbour(address: str, timeout: float) -> Neighbour:
-    """Make the kernel resolve `address` (ARP for IPv4, NDP for IPv6) and report the MAC it learned.
+    """Prove that `address` answers on this machine's link now, and with which MAC.
 
-    Unprivileged: a UDP datagram to the discard port makes the kernel ask; the neighbour table then
-    shows the answer. Repeated every second so an address that appears during the wait is still
-    found. Returns when a MAC is known, when the address turns out to be routed (no ARP possible),
-    or at the timeout.
+    With CAP_NET_RAW (IPv4): our own ARP request on the interface that routes to the address. Without
+    it: the kernel resolves the address (a UDP datagram, TCP connections to the ports the VIP serves)
+    and only an entry the kernel confirmed after this call started counts. A cached entry from
+    before never passes. Returns at the first fresh answer, when the address turns out to be routed,
+    when the kernel marks it FAILED during the call, or at the timeout.
     """
+    from labup.adapters import neigh
+
     started = time.monotonic()
     deadline = started + max(timeout, 0.0)
     ip = ipaddress.ip_address(address)
@@ -59,24 +70,87 @@ def resolve_neighbour(address: str, timeout: float) -> Neighbour:
         # routed through a gateway: the kernel ARPs for the gateway, never for the VIP
         return Neighbour(address, device=route[0], gateway=route[1], source="/proc/net/route",
                          seconds=time.monotonic() - started)
+    note = None
+    if ip.version == 4 and route is not None:
+        try:
+            replies = neigh.arp_request(route[0], address, deadline)
+        except PermissionError:
+            note = "no CAP_NET_RAW: own ARP request not possible"
+        except OSError as exc:
+            note = f"own ARP request failed: {exc.strerror or exc}"
+        else:
+            cached = _cached_mac(address)
+            if replies:
+                return Neighbour(address, replies[0].mac, "reply", route[0], source=ARP_REQUEST,
+                                 seconds=replies[0].seconds, cached_mac=cached,
+                                 others=tuple(r.mac for r in replies[1:]))
+            return Neighbour(address, device=route[0], source=ARP_REQUEST, seconds=time.monotonic() - started,
+                             cached_mac=cached)
+    elif ip.version == 6:
+        note = "IPv6: no ARP; neighbour discovery read from the kernel"
+    return _confirmed_neighbour(address, ip.version, started, deadline, note)
+
+
+def _cached_mac(address: str) -> str | None:
+    from labup.adapters import neigh
+
+    try:
+        entry = neigh.read_entry(address)
+    except OSError:
+        return None
+    return entry.mac if entry else None
+
+
+def _confirmed_neighbour(address: str, version: int, started: float, deadline: float,
+                         note: str | None) -> Neighbour:
+    from labup.adapters import neigh
+
+    try:
+        before = neigh.read_entry(address)  # before anything is sent: what the cache knew already
+    except OSError:
+        before = None
+    nudges: list[socket.socket] = []
     last_sent: float | None = None
-    while True:
-        now = time.monotonic()
-        if last_sent is None or now - last_sent >= _RESEND_S:
-            problem = _poke(address, ip.version)
-            if problem:
-                return Neighbour(address, error=problem, source="udp",
-                                 seconds=time.monotonic() - started)
-            last_sent = now
-        found = _read_neighbour(address, ip.version, deadline)
-        if found is not None and found.mac:
-            return Neighbour(address, found.mac, found.state, found.device, source=found.source,
-                             seconds=time.monotonic() - started)
-        if time.monotonic() >= deadline:
-            state = found.state if found is not None else None
-            return Neighbour(address, state=state, device=found.device if found else None,
-                             source=found.source if found else "", seconds=time.monotonic() - started)
-        time.sleep(min(_POLL_S, max(deadline - time.monotonic(), 0.0)))
+    entry = None
+    try:
+        while True:
+            now = time.monotonic()
+            if last_sent is None or now - last_sent >= _RESEND_S:
+                problem = _poke(address, version)
+                if problem:
+                    return Neighbour(address, error=problem, source="udp", seconds=now - started,
+                                     method_note=note)
+                nudges += _nudge(address, version)
+                last_sent = now
+            try:
+                entry = neigh.read_entry(address)
+            except OSError:
+                entry = None
+            if entry is not None:
+                if entry.mac and not entry.static and _newer(entry.confirmed_at, before and before.confirmed_at,
+                                                             started):
+                    return Neighbour(address, entry.mac, entry.state, entry.device, source=NEIGHBOUR_CONFIRMED,
+                                     seconds=entry.confirmed_at - started, method_note=note)
+                if "FAILED" in entry.states and _newer(entry.updated_at, before and before.updated_at, started):
+                    return Neighbour(address, state="FAILED", device=entry.device, source=NEIGHBOUR_CONFIRMED,
+                                     seconds=time.monotonic() - started, method_note=note)
+            if time.monotonic() >= deadline:
+                return Neighbour(address, state=entry.state if entry else None,
+                                 device=entry.device if entry else None, source=NEIGHBOUR_CONFIRMED,
+                                 seconds=time.monotonic() - started,
+                                 cached_mac=entry.mac if entry else None, method_note=note)
+            time.sleep(min(_POLL_S, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        for sock in nudges:
+            sock.close()
+
+
+def _newer(moment: float, before: float | None, started: float) -> bool:
+    """Did the kernel record `moment` during this call? Its ages come in 10 ms ticks, so two readings
+    of one unchanged timestamp can differ by about two ticks: demand more than that."""
+    if moment < started - _TICK_SLACK_S:
+        return False
+    return before is None or moment > before + _TICK_SLACK_S
 
 
 def _poke(address: str, version: int) -> str | None:
@@ -88,6 +162,23 @@ def _poke(address: str, version: int) -> str | None:
     except OSError as exc:
         return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno or 0, '?')})"
     return None
+
+
+def _nudge(address: str, version: int) -> list[socket.socket]:
+    """Start (never wait for) TCP connections to the VIP's usual ports; the caller closes them.
+
+    A handshake that completes is an answer from the VIP, and the kernel records it on the neighbour
+    entry; a refused or unanswered one changes nothing."""
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    opened = []
+    for port in CONFIRM_PORTS:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        # closing sends a reset at once: no FIN handshake or TIME_WAIT left behind on either side
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.connect_ex((address, port))
+        opened.append(sock)
+    return opened
 
 
 def _proc_net(name: str) -> Path:
@@ -127,51 +218,6 @@ def _ipv4_route(address: str) -> tuple[str, str | None] | None:
 def _le_ipv4(hex_text: str) -> int:
     """/proc/net/route prints addresses as host-order (little-endian) hex."""
     return int.from_bytes(int(hex_text, 16).to_bytes(4, "little"), "big")
-
-
-def _read_neighbour(address: str, version: int, deadline: float) -> Neighbour | None:
-    if version == 4:
-        return _read_proc_arp(address)
-    return _read_ip_neigh(address, deadline)
-
-
-def _read_proc_arp(address: str) -> Neighbour | None:
-    """The IPv4 entry from /proc/net/arp: no process to spawn, so polling it is cheap."""
-    try:
-        lines = _proc_net("arp").read_text().splitlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        cols = line.split()
-        if len(cols) >= 6 and cols[0] == address:
-            complete = int(cols[2], 16) & _ATF_COM and cols[3] != "00:00:00:00:00:00"
-            return Neighbour(address, cols[3].lower() if complete else None,
-                             "complete" if complete else "incomplete", cols[5], source="/proc/net/arp")
-    return None
-
-
-def _read_ip_neigh(address: str, deadline: float) -> Neighbour | None:
-    """The entry from `ip -j neigh show to ADDR` (IPv6: /proc has no NDP table)."""
-    import json
-
-    from labup.adapters.process import find_tool, run_tool
-
-    ip_tool = find_tool("ip")
-    if ip_tool is None:
-        return None
-    try:
-        out = run_tool(ip_tool, ["-j", "neigh", "show", "to", address],
-                       timeout=max(deadline - time.monotonic(), 0.5)).stdout
-        entries = json.loads(out or "[]")
-    except Exception:  # unreadable this round: the caller polls again until its deadline
-        return None
-    for entry in entries:
-        states = [str(s) for s in entry.get("state", [])]
-        mac = entry.get("lladdr")
-        usable = bool(mac) and bool(set(states) & RESOLVED_STATES)
-        return Neighbour(address, str(mac).lower() if usable else None, "/".join(states) or None,
-                         entry.get("dev"), source="ip neigh")
-    return None
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

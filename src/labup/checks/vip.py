@@ -44,15 +44,28 @@ ARP_TIMEOUT_HINT = ("no node answered ARP for the VIP in time: it is not up yet 
 # -- vip-arp --------------------------------------------------------------------------------------
 
 
+METHODS = {
+    "arp-request": "own ARP request",
+    "neighbour-confirmed": "kernel neighbour entry confirmed during this check",
+}
+
+
 def vip_arp(ctx: CheckContext) -> CheckResult:
     vip = ctx.lab.vip.address
     seen = arp_fact(ctx)
+    method = METHODS.get(seen.source, seen.source)
     data: dict[str, Any] = {"vip": vip, "mac": seen.mac, "state": seen.state, "device": seen.device,
-                            "source": seen.source}
+                            "method": seen.source, "cached_mac": seen.cached_mac, "others": list(seen.others)}
+    if seen.method_note:
+        data["method_note"] = seen.method_note
+    if seen.mac and seen.others:
+        macs = ", ".join((seen.mac, *seen.others))
+        return CheckResult("vip-arp", FAIL, f"more than one device answers ARP for VIP {vip}: {macs} ({method})",
+                           hint="an address conflict: another device uses the VIP address, or two nodes hold it "
+                                "(see vip-holder); pick a free address for vip.address", data=data)
     if seen.mac:
-        state = f"{seen.state}, " if seen.state else ""
-        return CheckResult("vip-arp", PASS, f"VIP {vip} answers ARP with MAC {seen.mac} ({state}via {seen.device})",
-                           data=data)
+        answer = f"MAC {seen.mac} ({method}, {seen.seconds:.2f}s, via {seen.device})"
+        return CheckResult("vip-arp", PASS, f"VIP {vip} answers ARP with {answer}", data=data)
     if seen.gateway:
         data["gateway"] = seen.gateway
         return CheckResult(
@@ -65,8 +78,18 @@ def vip_arp(ctx: CheckContext) -> CheckResult:
         return CheckResult("vip-arp", FAIL, f"cannot send to VIP {vip}: {seen.error}",
                            hint="this machine has no route to the VIP: it must be on the nodes' Layer-2 segment",
                            data=data)
-    return CheckResult("vip-arp", FAIL, f"no ARP answer for VIP {vip} within {ctx.timeout_s:g}s",
-                       hint=no_answer_hint(ctx), data=data)
+    how = "the kernel marked it FAILED" if seen.state == "FAILED" else f"within {ctx.timeout_s:g}s"
+    summary = f"no ARP answer for VIP {vip} {how} ({method})"
+    hint = no_answer_hint(ctx)
+    if seen.cached_mac:
+        summary += (f"; this machine's cache still holds MAC {seen.cached_mac} for it from before the check"
+                    + (f" ({seen.state})" if seen.state and seen.state != "FAILED" else "")
+                    + ", which proves nothing about now")
+        if seen.source == "neighbour-confirmed":
+            hint += ("; without root labup can only take an entry the kernel confirms during the check (an "
+                     "answer on the VIP's TCP ports 50000/6443/443/80 confirms it): run as root to send "
+                     "its own ARP request")
+    return CheckResult("vip-arp", FAIL, summary, hint=hint, data=data)
 
 
 # -- vip-holder -----------------------------------------------------------------------------------
