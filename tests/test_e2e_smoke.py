@@ -6,12 +6,16 @@ the client namespace against all of it, and everything is gone afterwards.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes import client
 
+from conftest import REPO
 from e2e import TWO_CP_NODES, SimLab
 from e2e.counters import helm_verb, is_helm_write
 from netlab import list_netns
@@ -23,13 +27,26 @@ pytestmark = pytest.mark.root
 PRIVILEGED = {f"pod-security.kubernetes.io/{m}": "privileged" for m in ("enforce", "audit", "warn")}
 
 
-def host_network_pod(name: str, node: str) -> dict[str, Any]:
+# what the chart renders for a resolver named le on websecure (its _podtemplate.tpl)
+ACME_ARGS = ["--certificatesresolvers.le.acme.email=admin@tazlab.example",
+             "--certificatesresolvers.le.acme.storage=/data/acme.json",
+             "--entryPoints.websecure.http.tls=true", "--entryPoints.websecure.http.tls.certResolver=le"]
+
+
+def host_network_pod(name: str, node: str, args: list[str] | None = None) -> dict[str, Any]:
     return {"metadata": {"name": name},
             "spec": {"hostNetwork": True, "nodeSelector": {"kubernetes.io/hostname": node},
                      "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
                                       "effect": "NoSchedule"}],
-                     "containers": [{"name": "traefik", "image": "docker.io/traefik:v3.7.11",
+                     "containers": [{"name": "traefik", "image": "docker.io/traefik:v3.7.11", "args": args or [],
                                      "ports": [{"containerPort": 80}, {"containerPort": 443}]}]}}
+
+
+def ingress(host: str) -> dict[str, Any]:
+    backend = {"service": {"name": "whoami", "port": {"number": 80}}}
+    return {"metadata": {"name": "whoami"},
+            "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                                   "backend": backend}]}}]}}
 
 
 def test_vip_mirror_follows_the_talos_election(simlab: Callable[..., SimLab]) -> None:
@@ -53,14 +70,19 @@ def test_pod_mirror_serves_where_the_pod_runs(simlab: Callable[..., SimLab]) -> 
     lab = simlab()
     wk = lab.node("wk-1")
     lab.k8s(lambda core, _: core.create_namespace({"metadata": {"name": "traefik", "labels": PRIVILEGED}}))
-    lab.k8s(lambda core, _: core.create_namespaced_pod("traefik", host_network_pod("traefik-x", "wk-1")))
+    lab.k8s(lambda core, _: client.NetworkingV1Api(core.api_client).create_namespaced_ingress(
+        "default", ingress(lab.domain)))  # a router for the domain: Traefik asks ACME for it
+    lab.k8s(lambda core, _: core.create_namespaced_pod("traefik", host_network_pod("traefik-x", "wk-1", ACME_ARGS)))
     pod = lab.k8s(lambda core, _: core.read_namespaced_pod("traefik-x", "traefik"))
     assert pod.spec.node_name == "wk-1" and pod.status.phase == "Running"
     assert lab.pod_mirror.serving() == [wk.netns]
 
     redirect = lab.in_client(lambda: http_get(wk.address, host=lab.domain))
     assert redirect.status == 308 and redirect.headers["Location"] == f"https://{lab.domain}/"
-    answer = lab.in_client(lambda: tls_get(wk.address, lab.domain, cafile=str(lab.certs.ca.cert_path)))
+    # the order takes acme.delay_s: until then, Traefik's own default certificate
+    first = lab.in_client(lambda: tls_get(wk.address, lab.domain))
+    assert first.cert.subject.rfc4514_string() == "CN=TRAEFIK DEFAULT CERT"
+    answer = lab.wait_until(lambda: _verified(lab, wk.address), timeout=5)
     assert answer.verified and answer.status == 200
 
     lab.k8s(lambda core, _: core.delete_namespaced_pod("traefik-x", "traefik"))
@@ -70,6 +92,38 @@ def test_pod_mirror_serves_where_the_pod_runs(simlab: Callable[..., SimLab]) -> 
     # a pod in another namespace, or off the host network, is not Traefik: nothing is served
     lab.k8s(lambda core, _: core.create_namespaced_pod("kube-system", host_network_pod("other", "wk-1")))
     assert lab.pod_mirror.serving() == []
+
+
+def _verified(lab: SimLab, address: str) -> Any:
+    import ssl
+
+    try:
+        return lab.in_client(lambda: tls_get(address, lab.domain, cafile=str(lab.certs.ca.cert_path)))
+    except ssl.SSLCertVerificationError:
+        return None
+
+
+@pytest.mark.parametrize("router", ["none", "default-store"])
+def test_standin_asks_acme_only_as_traefik_would(simlab: Callable[..., SimLab], router: str) -> None:
+    """No router and no default-store generation: Traefik asks for nothing and serves its default
+    certificate forever; a TLSStore "default" whose defaultGeneratedCert names the resolver is enough."""
+    lab = simlab()
+    wk = lab.node("wk-1")
+    lab.k8s(lambda core, _: core.create_namespace({"metadata": {"name": "traefik", "labels": PRIVILEGED}}))
+    if router == "default-store":
+        crd = yaml.safe_load((REPO / "tests/charts/traefik-standin/crds/traefik.io_tlsstores.yaml").read_text())
+        lab.emu.create("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
+        lab.emu.create("traefik.io/v1alpha1", "TLSStore", {
+            "metadata": {"name": "default", "namespace": "traefik"},
+            "spec": {"defaultGeneratedCert": {"resolver": "le", "domain": {"main": lab.domain}}}})
+    lab.k8s(lambda core, _: core.create_namespaced_pod("traefik", host_network_pod("traefik-x", "wk-1", ACME_ARGS)))
+    assert lab.pod_mirror.wait_serving([wk.netns])
+    if router == "none":
+        time.sleep(lab.acme.delay_s + 0.5)
+        served = lab.in_client(lambda: tls_get(wk.address, lab.domain))
+        assert served.cert.subject.rfc4514_string() == "CN=TRAEFIK DEFAULT CERT"
+    else:
+        assert lab.wait_until(lambda: _verified(lab, wk.address), timeout=5).verified
 
 
 def test_pod_security_refusal_reaches_the_client(simlab: Callable[..., SimLab]) -> None:

@@ -383,3 +383,26 @@ def test_talosctl_output_parsing() -> None:
                'desc = connection error: desc = "transport: Error while dialing: dial tcp 192.0.2.253:50000: '
                'connect: no route to host"\n\n\n')
     assert is_unreachable(talos_error_text(wrapped))
+
+
+def test_talosctl_usage_text_is_not_part_of_the_message(tmp_path: Path) -> None:
+    """FIDELITY D7: talosctl (cmd/talosctl/cmd/root.go) prints its usage after any error that mentions
+    "arg(s)", "flag" or "command"; the simulator does so too, and labup keeps only the error."""
+    from labup.adapters.talos import talos_error_text
+
+    from talos_sim.fixtures import start_sim
+
+    sim = start_sim(tmp_path / "sim")
+    done = sim.run("-n", "192.168.1.253", "get", "a", "b", "c")
+    assert done.returncode == 1 and "\nUsage:\n" in done.stderr and "Global Flags:" in done.stderr
+    text = talos_error_text(done.stderr)
+    assert text == "accepts between 1 and 2 arg(s), received 3"
+
+
+def test_not_registered_hint_names_the_client_too() -> None:
+    """FIDELITY D3: `"Layer2VIPConfig" "v1alpha1": not registered` also comes from a talosctl < 1.12,
+    which decodes the patch itself (pkg/machinery/config/configpatcher/load.go) before any node is asked."""
+    from labup.adapters.talos import _hint_for
+
+    hint = _hint_for('"Layer2VIPConfig" "v1alpha1": not registered') or ""
+    assert "node runs Talos < 1.12" in hint and "talosctl is older than 1.12" in hint

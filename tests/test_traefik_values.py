@@ -7,6 +7,7 @@ becomes a case here, run through the real command.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -30,8 +31,9 @@ from labup.traefik.values import LETSENCRYPT_STAGING, build
 
 from conftest import REPO, example_data, run_labup
 
-SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
-    "traefik-chart-41.3.0.values.schema.json"
+# sha256 of traefik-helm-chart v41.3.0 traefik/values.schema.json as published upstream, recorded when
+# the pin was made: the shipped copy (and the stand-in chart's) must be byte for byte that file
+UPSTREAM_SCHEMA_SHA256 = "45362283794fc3f31ada70c3943c5e5f387dac2c3bb733339c168b8ac1d94174"
 SHIPPED = REPO / "phases" / "traefik"
 FIXTURES = Path(__file__).parent / "fixtures" / "values"
 REFUSED = sorted(FIXTURES.glob("*.yaml"))
@@ -81,11 +83,47 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, An
     return render_ok(lab_with(tmp_path_factory.mktemp("example")))
 
 
-def test_example_validates_against_the_shared_chart_schema(example: tuple[str, dict[str, Any]]) -> None:
-    shared = json.loads(SHARED_SCHEMA.read_text())
-    cls = jsonschema.validators.validator_for(shared)
+def test_example_validates_against_the_upstream_chart_schema(example: tuple[str, dict[str, Any]]) -> None:
+    upstream = json.loads((SHIPPED / "values.schema.json").read_text())
+    assert hashlib.sha256((SHIPPED / "values.schema.json").read_bytes()).hexdigest() == UPSTREAM_SCHEMA_SHA256
+    cls = jsonschema.validators.validator_for(upstream)
     assert cls is jsonschema.Draft202012Validator  # the schema's own `$schema`
-    cls(shared).validate(example[1])
+    cls(upstream).validate(example[1])
+
+
+def test_default_store_generates_one_certificate_for_every_domain(tmp_path: Path) -> None:
+    """Traefik requests ACME only for router names, or the default TLS store's defaultGeneratedCert:
+    with no application route yet, that is what gets the lab its certificate (issue 10)."""
+    data = example_data()
+    data["traefik"]["domains"] = ["lab.example.net", "whoami.lab.example.net", "grafana.lab.example.net"]
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data))
+    _, values = render_ok(path)
+    generated = values["tlsStore"]["default"]["defaultGeneratedCert"]
+    assert generated["resolver"] == values["ports"]["websecure"]["http"]["tls"]["certResolver"] == "letsencrypt"
+    assert generated["resolver"] in values["certificatesResolvers"]
+    named = [generated["domain"]["main"], *generated["domain"].get("sans", [])]
+    assert named == data["traefik"]["domains"]
+
+
+def test_rendered_values_template_and_lint_with_the_real_schema(tmp_path: Path) -> None:
+    """helm itself (4.1.4) validates the values against the chart's schema and renders the TLSStore."""
+    from helmdist import real_helm
+
+    helm = real_helm("4.1.4")
+    text, _ = render_ok(lab_with(tmp_path))
+    values = tmp_path / "values.yaml"
+    values.write_text(text)
+    chart = REPO / "tests" / "charts" / "traefik-standin"
+    for args in (["lint", "--strict", str(chart), "-f", str(values)],
+                 ["template", "traefik", str(chart), "-n", "traefik", "-f", str(values)]):
+        done = subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "HELM_CACHE_HOME": str(tmp_path / "cache"),
+                                   "HELM_CONFIG_HOME": str(tmp_path / "config")})
+        assert done.returncode == 0, done.stderr
+    stores = [d for d in yaml.safe_load_all(done.stdout) if d and d.get("kind") == "TLSStore"]
+    assert [(s["metadata"]["name"], s["metadata"]["namespace"]) for s in stores] == [("default", "traefik")]
+    assert stores[0]["spec"]["defaultGeneratedCert"]["domain"] == {"main": "tazlab.net"}
 
 
 # Every key the issue asks for (FACTS.md §3), as `path: value` in the rendered values.
@@ -155,7 +193,8 @@ def test_example_says_which_node_and_why(example: tuple[str, dict[str, Any]]) ->
 
 
 def test_shipped_schema_is_the_pinned_charts() -> None:
-    assert (SHIPPED / "values.schema.json").read_bytes() == SHARED_SCHEMA.read_bytes()
+    digest = hashlib.sha256((SHIPPED / "values.schema.json").read_bytes()).hexdigest()
+    assert digest == UPSTREAM_SCHEMA_SHA256
     pin = yaml.safe_load((SHIPPED / "chart.yaml").read_text())
     assert (pin["name"], pin["version"], pin["schema"]) == ("traefik", "41.3.0", "values.schema.json")
     shipped = json.loads((SHIPPED / "values.schema.json").read_text())

@@ -79,6 +79,8 @@ class Traefik:
     chart_version: str = "41.3.0"
     values: Path | None = None
     wait_timeout_s: float = 300.0
+    # how long `labup apply` waits for Traefik's ACME certificate before naming the error in its log
+    cert_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,7 @@ def _traefik(top: _Section) -> Traefik:
         chart_version=s.str("chart_version", "41.3.0", rule=check.semver),
         values=s.path_value("values", must_exist=True),
         wait_timeout_s=s.number("wait_timeout_s", 300.0, high=3600),
+        cert_timeout_s=s.number("cert_timeout_s", 300.0, high=3600),
     )
     s.done()
     return traefik

@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .acme import Issuance
+from .background import Background
 from kubeemu.cluster import PodOnNode
 from netlab import Issued, NetLab
 from talos_sim.store import StateFile
 
 
-class VipMirror:
+class VipMirror(Background):
     """A thread polling the simulator's state file (cheap: it reparses only when the file changed)."""
 
     def __init__(self, net: NetLab, state: StateFile, vip: str, netns_by_address: dict[str, str],
@@ -35,18 +37,12 @@ class VipMirror:
         self.moves: list[str | None] = []  # every holder it applied, in order (None: removed)
         self.errors: list[str] = []
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="vip-mirror", daemon=True)
+        super().__init__("vip-mirror")
 
     def start(self) -> VipMirror:
         self._sync()  # the state as it is now, before anything runs
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def wait_for(self, netns: str | None, timeout: float = 5.0) -> bool:
         """Until the VIP is on `netns` (None: on no node)."""
@@ -94,8 +90,11 @@ class PodMirror:
 
     net: NetLab
     netns_by_node: dict[str, str]  # Kubernetes node name -> netlab node
-    cert: Issued  # what the stand-in presents; change it to provoke a certificate check
+    cert: Issued  # what the stand-in presents when `decide` is None
     follow: Callable[[PodOnNode], bool]  # which pods are Traefik
+    # Traefik's ACME behaviour (e2e.acme.AcmeSim.decide): which certificate, and from when
+    decide: Callable[[PodOnNode], Issuance] | None = None
+    forget: Callable[[PodOnNode], None] | None = None
     log: list[tuple[str, str, str]] = field(default_factory=list)  # ("start"|"stop", netns, pod name)
     _pods: dict[str, set[str]] = field(default_factory=dict)  # netns -> uids of pods served there
     _servers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -109,7 +108,13 @@ class PodMirror:
             uids = self._pods.setdefault(netns, set())
             uids.add(pod.uid)
             if netns not in self._servers:
-                self._servers[netns] = self.net.start_standin(netns, self.cert.cert_path, self.cert.key_path)
+                if self.decide is None:
+                    self._servers[netns] = self.net.start_standin(netns, self.cert.cert_path, self.cert.key_path)
+                else:
+                    plan = self.decide(pod)
+                    acme = (plan.issued.cert_path, plan.issued.key_path, plan.flag) if plan.issued else None
+                    self._servers[netns] = self.net.start_standin(netns, plan.default.cert_path,
+                                                                  plan.default.key_path, acme=acme)
                 self.log.append(("start", netns, pod.name))
 
     def on_gone(self, pod: PodOnNode) -> None:
@@ -119,6 +124,8 @@ class PodMirror:
             if pod.uid not in uids:
                 return
             uids.discard(pod.uid)
+            if self.forget is not None:
+                self.forget(pod)
             if not uids and netns in self._servers:
                 _terminate(self._servers.pop(netns))
                 self.log.append(("stop", netns, pod.name))

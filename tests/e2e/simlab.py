@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client, config
 
+from .acme import AcmeSim
 from .counters import Counts, count, helm_calls, write_helm_wrapper
 from .mirrors import PodMirror, VipMirror
 from .topology import CLIENT, DEFAULT_NODES, DOMAIN, LINK, VIP, LabNode, net_nodes
@@ -121,6 +122,7 @@ class SimLab:
         self.kubeconfig: Path
         self.vip_mirror: VipMirror
         self.pod_mirror: PodMirror
+        self.acme: AcmeSim
         self.env: dict[str, str]
         self._api: client.ApiClient | None = None
 
@@ -148,8 +150,11 @@ class SimLab:
         self.emu = self._start_emulator()
         self.kubeconfig = self.emu.write_kubeconfig(self.root / "kube" / "config")
         self.cluster = install_cluster(self.emu, [NodeSpec(n.name, n.address, n.role) for n in self.nodes])
+        self.acme = AcmeSim(self.emu, self.certs, self.domain, self.root / "acme").start()
+        self._stack.callback(self.acme.stop)
         self.pod_mirror = PodMirror(self.net, {n.name: n.netns for n in self.nodes}, self.certs.good,
-                                    follow=lambda pod: pod.namespace == self.traefik_namespace)
+                                    follow=lambda pod: pod.namespace == self.traefik_namespace,
+                                    decide=self.acme.decide, forget=self.acme.forget)
         self.cluster.on_pod_running(self.pod_mirror.on_running)
         self.cluster.on_pod_gone(self.pod_mirror.on_gone)
         # closed last-in first-out: the requeue thread stops, then the stand-ins, then the emulator
@@ -228,7 +233,8 @@ class SimLab:
             "kubernetes": {"kubeconfig": str(self.kubeconfig), "timeout_s": 5},
             "helm": {"version": self.helm_version, "install_dir": str(self.helm_bin)},
             "traefik": {"namespace": self.traefik_namespace, "chart": str(self.chart), "domains": [self.domain],
-                        "acme": {"email": f"admin@{self.domain}"}, "wait_timeout_s": 10},
+                        "acme": {"email": f"admin@{self.domain}"}, "wait_timeout_s": 10,
+                        "cert_timeout_s": 20},
             "verify": {"timeout_s": 3, "ca_file": str(self.certs.ca.cert_path)},
             "retry": {"attempts": 4, "initial_s": 0.01, "max_s": 0.05, "total_s": 10},
         }

@@ -218,6 +218,11 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise Response(200, _list(rt, items, rv))
             raise ApiError(405, f"method {method} not allowed on a collection")
         name = t.name
+        if t.subresource == "log" and rt.kind == "Pod" and method == "GET":
+            emu.store.get(rt, t.namespace, name)  # 404 for a pod that does not exist, as the API server says
+            tail, limit = query.get("tailLines"), query.get("limitBytes")
+            raise Response(200, emu.read_log(t.namespace or "", name, int(tail) if tail else None,
+                                             int(limit) if limit else None), "text/plain")
         if method == "GET":
             raise Response(200, emu.store.get(rt, t.namespace, name))
         if method == "PUT":

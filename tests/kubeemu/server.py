@@ -47,12 +47,28 @@ class KubeEmulator:
         self.log = RequestLog()
         self.faults = FaultInjector()
         self.internal_errors: list[str] = []  # emulator bugs seen while serving; tests assert empty
+        # what each pod's container "wrote" ((namespace, pod) -> lines), served by GET .../pods/NAME/log
+        self.pod_logs: dict[tuple[str, str], list[str]] = {}
+        self._logs_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         for ns in DEFAULT_NAMESPACES:
             self.create("v1", "Namespace", {"metadata": {"name": ns}})
         for i, name in enumerate(nodes):
             self.create("v1", "Node", make_node(name, i))
+
+    def append_log(self, namespace: str, pod: str, *lines: str) -> None:
+        with self._logs_lock:
+            self.pod_logs.setdefault((namespace, pod), []).extend(lines)
+
+    def read_log(self, namespace: str, pod: str, tail_lines: int | None, limit_bytes: int | None) -> bytes:
+        """Like the kubelet: the last `tailLines` lines, then at most `limitBytes` bytes of them."""
+        with self._logs_lock:
+            lines = list(self.pod_logs.get((namespace, pod), []))
+        if tail_lines is not None:
+            lines = lines[-tail_lines:] if tail_lines > 0 else []
+        data = "".join(f"{line}\n" for line in lines).encode()
+        return data[:limit_bytes] if limit_bytes is not None else data
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KubeEmulator:

@@ -304,8 +304,11 @@ class NetLab:
         http_port: int = 80,
         https_port: int = 443,
         timeout: float = 5.0,
+        acme: tuple[Path, Path, Path] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start the stand-in HTTPS server in the node's namespace and wait until it listens."""
+        """Start the stand-in HTTPS server in the node's namespace and wait until it listens.
+
+        `acme` (cert, key, flag file): serve `cert` until the flag file exists, then that certificate."""
         if bind != "0.0.0.0":
             _in_lab_net(bind)
         assert self._tmp is not None
@@ -326,6 +329,8 @@ class NetLab:
             "--name",
             node,
         ]
+        if acme is not None:
+            argv += ["--acme-cert", str(acme[0]), "--acme-key", str(acme[1]), "--acme-when", str(acme[2])]
         with log.open("wb") as err:
             proc = self.popen(node, argv, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdout is not None

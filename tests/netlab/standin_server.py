@@ -2,8 +2,10 @@
 """Stand-in for Traefik on the host network, run inside a node namespace by the netlab harness.
 
 Port 80 answers every request with ``308`` to ``https://<Host>/<path>`` (Traefik's permanent
-entryPoint redirect); port 443 speaks TLS with the given certificate and answers 200. Standard
-library only: it runs as a plain script under ``ip netns exec``.
+entryPoint redirect); port 443 speaks TLS with the given certificate and answers 200. With
+``--acme-cert/--acme-key/--acme-when FILE`` it serves ``--cert`` (Traefik's self-signed default) until
+FILE exists and the ACME certificate from then on, as Traefik does once Let's Encrypt has answered.
+Standard library only: it runs as a plain script under ``ip netns exec``.
 """
 
 from __future__ import annotations
@@ -89,12 +91,25 @@ def main() -> None:
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--name", default="")
+    ap.add_argument("--acme-cert")
+    ap.add_argument("--acme-key")
+    ap.add_argument("--acme-when", help="serve the ACME certificate once this file exists")
     args = ap.parse_args()
 
     http = StandinServer((args.bind, args.http_port), Handler)
     https = StandinServer((args.bind, args.https_port), Handler)
     https.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     https.tls.load_cert_chain(args.cert, args.key)
+    if args.acme_cert:
+        issued = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        issued.load_cert_chain(args.acme_cert, args.acme_key)
+        flag = args.acme_when
+
+        def pick(tls: ssl.SSLObject, sni: str | None, ctx: ssl.SSLContext) -> None:
+            if flag and os.path.exists(flag):
+                tls.context = issued
+
+        https.tls.sni_callback = pick  # type: ignore[assignment]
     for srv in (http, https):
         srv.node_name = args.name
         threading.Thread(target=srv.serve_forever, daemon=True).start()

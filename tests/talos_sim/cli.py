@@ -40,6 +40,11 @@ def _run(ctx: Context, args: list[str]) -> int:
         return 1
     except TalosError as exc:
         ctx.err.append(exc.message + "\n")
+        # cmd/talosctl/cmd/root.go: any error whose text mentions "arg(s)", "flag" or "command" is
+        # followed by the command's usage, whatever produced it (the node's own messages too)
+        if any(word in exc.message for word in ("arg(s)", "flag", "command")):
+            inv = getattr(ctx, "inv", None)
+            ctx.err.append("\n" + argparse_.usage(inv.command if inv else None) + "\n")
         return 1
 
 

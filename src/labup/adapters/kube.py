@@ -289,8 +289,25 @@ class KubeAdapter:
     def request(self, method: str, path: str, call: Call, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None) -> Obj:
         """One HTTP request, no retry; the decoded JSON answer, or a labup error."""
+        data = self._send(method, path, call, query=query, body=body, content_type=content_type,
+                          accept="application/json")
+        if not data:
+            return {}
+        try:
+            decoded = json.loads(data)
+        except ValueError:
+            raise KubeApiError(f"the Kubernetes API at {self.server} answered {call.verb} {call.resource} "
+                               "with something that is not JSON") from None
+        return decoded if isinstance(decoded, dict) else {"value": decoded}
+
+    @property
+    def server(self) -> str:
+        return str(self._client().configuration.host)
+
+    def _send(self, method: str, path: str, call: Call, *, query: Mapping[str, Any] | None = None,
+              body: Any = None, content_type: str | None = None, accept: str) -> bytes:
         api = self._client()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
@@ -304,14 +321,7 @@ class KubeAdapter:
             raise error_for_transport(call, exc, server) from None
         if not 200 <= response.status < 300:
             raise error_for_status(call, response.status, data, server, self.where)
-        if not data:
-            return {}
-        try:
-            decoded = json.loads(data)
-        except ValueError:
-            raise KubeApiError(f"the Kubernetes API at {server} answered {call.verb} {call.resource} "
-                               "with something that is not JSON") from None
-        return decoded if isinstance(decoded, dict) else {"value": decoded}
+        return bytes(data or b"")
 
     def _list(self, path: str, call: Call, query: Mapping[str, Any] | None = None,
               limit: int | None = None) -> list[Obj]:
@@ -421,6 +431,13 @@ class KubeAdapter:
                   field_selector: str | None = None) -> list[Obj]:
         return self._list(f"/api/v1/namespaces/{_q(namespace)}/pods", Call("list", "pods", namespace),
                           {"labelSelector": label_selector, "fieldSelector": field_selector})
+
+    def pod_log(self, namespace: str, name: str, tail_lines: int = 2000, limit_bytes: int = 1 << 20) -> str:
+        """The last lines the pod's (first) container wrote: Traefik's own account of ACME."""
+        data = self._send("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
+                          Call("get", "pods/log", namespace),
+                          query={"tailLines": tail_lines, "limitBytes": limit_bytes}, accept="text/plain")
+        return data.decode("utf-8", "replace")
 
     def get_node(self, name: str) -> Obj | None:
         """The node, or None if there is no node of that name."""

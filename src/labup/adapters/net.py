@@ -291,7 +291,13 @@ def tls_certificate(address: str, sni: str, timeout: float, port: int = 443,
     loose.check_hostname = False
     loose.verify_mode = ssl.CERT_NONE  # only to read the certificate: nothing is trusted or sent
     der, version = _handshake(loose, address, sni, port, deadline)
-    return TlsAnswer(der, False, error, code, version)
+    # the server may have switched certificates between the two handshakes (Traefik, the moment ACME
+    # delivers): the one just read is judged only after it failed verification itself
+    try:
+        again, version = _handshake(ctx, address, sni, port, deadline)
+    except ssl.SSLCertVerificationError as exc:
+        return TlsAnswer(der, False, exc.verify_message or str(exc), exc.verify_code, version)
+    return TlsAnswer(again, True, tls_version=version) if again == der else TlsAnswer(der, False, error, code, version)
 
 
 def _handshake(ctx: object, address: str, sni: str, port: int, deadline: float) -> tuple[bytes, str | None]:

@@ -128,8 +128,13 @@ def server_tag(version_output: str) -> str | None:
 
 
 def talos_error_text(stderr: str) -> str:
-    """talosctl's message on one line, without the lines that are not part of the verdict."""
+    """talosctl's message on one line, without the lines that are not part of the verdict.
+
+    talosctl prints its whole usage text after any error mentioning "arg(s)", "flag" or "command"
+    (cmd/talosctl/cmd/root.go): everything from the `Usage:` line on is dropped."""
     lines = [ln.strip() for ln in stderr.splitlines()]
+    if "Usage:" in lines:
+        lines = lines[:lines.index("Usage:")]
     kept = [ln for ln in lines if ln and not any(rx.match(ln) for rx in _NOISE)]
     return redact(" ".join(kept))
 
@@ -286,7 +291,9 @@ def _hint_for(detail: str) -> str | None:
     if "virtual (shared) IP is not allowed on non-controlplane nodes" in detail:
         return "the VIP belongs on control-plane nodes only: check nodes[].role in lab.yaml"
     if '"Layer2VIPConfig" "v1alpha1": not registered' in detail:
-        return "this node runs Talos < 1.12, which knows only the machine.network.interfaces form of a VIP"
+        return ("a Talos older than 1.12 does not know this document: either the node runs Talos < 1.12 "
+                "(only the machine.network.interfaces form), or this talosctl is older than 1.12 and cannot "
+                "even load the patch (`talosctl version --client`)")
     if "PermissionDenied" in detail or "certificate" in detail:
         return "talosctl was refused: is the talosconfig (and its context) the one for this cluster?"
     return None

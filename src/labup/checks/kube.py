@@ -35,13 +35,15 @@ class KubeFacts(Protocol):
 
     def traefik_pods(self) -> list[TraefikPod]: ...
 
+    def traefik_log(self) -> tuple[str, str] | None: ...  # (pod, end of its log); None: no pod
+
     def namespace_labels(self) -> Mapping[str, str] | None: ...  # None: no such namespace
 
     def release_status(self) -> Mapping[str, Any] | None:  # `helm status -o json`, None if no release
         ...
 
 
-def _facts(ctx: CheckContext) -> KubeFacts:
+def kube_facts(ctx: CheckContext) -> KubeFacts:
     from labup.checks.kube_facts import LabKubeFacts
 
     return ctx.fact("kube", lambda: LabKubeFacts(ctx.lab, ctx.remaining()))  # type: ignore[no-any-return]
@@ -56,7 +58,7 @@ def _unreadable(name: str, exc: LabupError) -> CheckResult:
 
 def traefik_placement(ctx: CheckContext) -> CheckResult:
     try:
-        pods = _facts(ctx).traefik_pods()
+        pods = kube_facts(ctx).traefik_pods()
     except LabupError as exc:
         return _unreadable("traefik-placement", exc)
     holder = ctx.result_of("vip-holder")
@@ -97,7 +99,7 @@ def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> Che
 
 def psa_label(ctx: CheckContext) -> CheckResult:
     try:
-        labels = _facts(ctx).namespace_labels()
+        labels = kube_facts(ctx).namespace_labels()
     except LabupError as exc:
         return _unreadable("psa-label", exc)
     if labels is None:
@@ -122,7 +124,7 @@ def judge_psa(lab: Lab, labels: Mapping[str, str]) -> CheckResult:
 
 def helm_release(ctx: CheckContext) -> CheckResult:
     try:
-        status = _facts(ctx).release_status()
+        status = kube_facts(ctx).release_status()
     except LabupError as exc:
         return _unreadable("helm-release", exc)
     return judge_release(ctx.lab, status)

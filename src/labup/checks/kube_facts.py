@@ -28,6 +28,13 @@ class LabKubeFacts:
         selector = f"app.kubernetes.io/name=traefik,app.kubernetes.io/instance={t.release}-{t.namespace}"
         return [_pod(p) for p in self.kube.list_pods(t.namespace, label_selector=selector)]
 
+    def traefik_log(self) -> tuple[str, str] | None:
+        """(pod name, the end of its log) of the Traefik pod, a running one first; None: no pod."""
+        pods = sorted(self.traefik_pods(), key=lambda p: p.phase != "Running")
+        if not pods:
+            return None
+        return pods[0].name, self.kube.pod_log(self.lab.traefik.namespace, pods[0].name)
+
     def namespace_labels(self) -> Mapping[str, str] | None:
         from labup.adapters.kube import labels_of
 

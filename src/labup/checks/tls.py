@@ -37,7 +37,37 @@ def https_cert(ctx: CheckContext) -> CheckResult:
     status = max((v[0] for v in verdicts), key=_RANK.__getitem__)
     summary = "; ".join(v[1] for v in verdicts)
     hints = list(dict.fromkeys(v[2] for v in verdicts if v[2] and v[0] != PASS))
+    if any(facts.get("acme_missing") for facts in data["domains"].values()):
+        reason, hint, data["acme"] = acme_reason(ctx)
+        summary += f"; {reason}"
+        hints = [hint]
     return CheckResult("https-cert", status, summary, hint=" | ".join(hints) or None, data=data)
+
+
+def acme_reason(ctx: CheckContext) -> tuple[str, str, dict[str, Any]]:
+    """Why ACME has no certificate, from the Traefik pod's log: (summary part, hint, data)."""
+    from labup.checks.acmelog import classify
+    from labup.checks.kube import kube_facts
+    from labup.errors import LabupError
+
+    lab = ctx.lab
+    try:
+        found = kube_facts(ctx).traefik_log()
+    except LabupError as exc:
+        return (f"Traefik's log could not be read ({exc.message})", _acme_hint(lab, ", ".join(lab.traefik.domains)),
+                {"log": "unreadable"})
+    if found is None:
+        return ("no Traefik pod to ask", "see traefik-placement", {"log": "no pod"})
+    pod, log = found
+    finding = classify(log, lab)
+    if finding is None:
+        return (f"pod {pod} logged no ACME error: Traefik has not asked yet, or has nothing to ask for (no "
+                "router names the domain and the default TLS store generates no certificate)",
+                "labup's values make the default TLS store request the certificate "
+                "(tlsStore.default.defaultGeneratedCert); check that traefik.values does not remove it",
+                {"pod": pod, "kind": None})
+    return (f"pod {pod}: {finding.summary}", f"{finding.hint}. Traefik's log: {finding.line}",
+            {"pod": pod, "kind": finding.kind, "ca": finding.ca, "line": finding.line})
 
 
 def _one_domain(ctx: CheckContext, domain: str) -> tuple[str, str, str | None, dict[str, Any]]:
@@ -79,7 +109,7 @@ def judge_cert(lab: Lab, domain: str, answer: TlsAnswer, info: CertInfo,
     acme = _acme_hint(lab, domain)
     if info.is_traefik_default:
         return (FAIL, f"{domain}: Traefik serves its self-signed '{info.subject_cn}': ACME has not obtained a "
-                      "certificate", acme, data)
+                      "certificate", acme, data | {"acme_missing": True})
     if days < 0:
         return FAIL, f"{domain}: the certificate expired {-whole} day(s) ago (issuer {issuer})", acme, data
     if info.is_staging:

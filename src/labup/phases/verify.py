@@ -39,10 +39,51 @@ class _Batch:
         with self._lock:
             if self._results is None:
                 self._results = {r.name: r for r in run_checks(ctx.lab, self.names)}
+                cert = self._results.get("https-cert")
+                if cert is not None and acme_pending(cert):
+                    self._results["https-cert"] = await_certificate(ctx, cert)
             self._observed.add(name)
             if self._observed == set(self.names) and any(r.failed for r in self._results.values()):
                 ctx.reporter.note(KEEP_NOTE)
             return self._results[name]
+
+
+CERT_POLL_S = (2.0, 5.0)  # first interval, then every
+CERT_NOTE_EVERY_S = 30.0
+
+
+def acme_pending(result: CheckResult) -> bool:
+    """https-cert sees Traefik's default certificate and Traefik's log shows no ACME error (yet)."""
+    domains = result.data.get("domains") or {}
+    missing = any(facts.get("acme_missing") for facts in domains.values())
+    return result.failed and missing and (result.data.get("acme") or {}).get("kind") is None
+
+
+def await_certificate(ctx: Context, first: CheckResult) -> CheckResult:
+    """Right after an install Traefik is still talking to Let's Encrypt: wait (traefik.cert_timeout_s)
+    until https-cert passes or Traefik logs an ACME error, which then names the cause."""
+    import time
+
+    from labup.checks.engine import run_checks
+
+    limit = ctx.lab.traefik.cert_timeout_s
+    started = time.monotonic()
+    domains = ", ".join(ctx.lab.traefik.domains)
+    ctx.reporter.note(f"waiting up to {limit:g}s for Traefik's ACME certificate for {domains} "
+                      "(traefik.cert_timeout_s)")
+    result, noted, interval = first, started, CERT_POLL_S[0]
+    while acme_pending(result):
+        left = limit - (time.monotonic() - started)
+        if left <= 0:
+            result.summary += f" (waited {limit:g}s)"
+            return result
+        time.sleep(min(interval, left))
+        interval = CERT_POLL_S[1]
+        result = run_checks(ctx.lab, ["https-cert"])[0]
+        if time.monotonic() - noted >= CERT_NOTE_EVERY_S and acme_pending(result):
+            noted = time.monotonic()
+            ctx.reporter.note(f"still no certificate for {domains} after {noted - started:.0f}s")
+    return result
 
 
 class VerifyCheck(CheckStep):

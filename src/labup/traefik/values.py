@@ -127,7 +127,14 @@ def _params(lab: Lab, node: str) -> dict[str, Any]:
         "tls_challenge": True if acme.challenge == "tls" else None,
         "ca_server": LETSENCRYPT_STAGING if acme.staging else None,
         "domains": [{"main": d} for d in lab.traefik.domains],
+        "default_cert_domain": default_cert_domain(lab.traefik.domains),
     }
+
+
+def default_cert_domain(domains: tuple[str, ...]) -> dict[str, Any]:
+    """One certificate naming every domain: the default TLS store's, requested with no router."""
+    first, *rest = domains
+    return {"main": first, "sans": list(rest)} if rest else {"main": first}
 
 
 def _one_line(text: str) -> str:
