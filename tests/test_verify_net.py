@@ -312,6 +312,10 @@ def test_a_vip_removed_after_a_passing_verify_fails_at_once(netlab: NetLab, netl
     netlab.add_vip("cp")
     shared = shared_lab_file(lab_file)
     prefix = UNPRIVILEGED if as_user == "unprivileged" else ()
+    if prefix:
+        probe = subprocess.run([*prefix, LABUP, "--version"], capture_output=True, text=True, timeout=30)
+        assert probe.returncode == 0, (f"{LABUP} cannot be run as uid 65534 (is a folder above it not "
+                                       f"world-executable?): {probe.stderr.strip()}")
     env = {**talos_env, "HOME": str(shared.parent)}
     method = "neighbour-confirmed" if as_user == "unprivileged" else "arp-request"
 
