@@ -404,5 +404,8 @@ def test_not_registered_hint_names_the_client_too() -> None:
     which decodes the patch itself (pkg/machinery/config/configpatcher/load.go) before any node is asked."""
     from labup.adapters.talos import _hint_for
 
-    hint = _hint_for('"Layer2VIPConfig" "v1alpha1": not registered') or ""
-    assert "node runs Talos < 1.12" in hint and "talosctl is older than 1.12" in hint
+    client_side = _hint_for('"Layer2VIPConfig" "v1alpha1": not registered') or ""
+    assert "talosctl is older than 1.12" in client_side and "no node was asked" in client_side
+    node_side = _hint_for('1 error occurred: * 192.0.2.10: rpc error: code = InvalidArgument desc = '
+                          '"Layer2VIPConfig" "v1alpha1": not registered') or ""
+    assert "this node runs Talos < 1.12" in node_side

@@ -31,6 +31,7 @@ def _run(ctx: Context, args: list[str]) -> int:
         ctx.inv = inv
         ctx.call["verb"] = inv.command
         ctx.call["nodes"] = inv.nodes
+        ctx.call["talosconfig"] = talosconfig_path(inv.get("talosconfig", ""), ctx.lab.client_version)
         if inv.command == "help" or inv.get("help"):
             ctx.out.append(argparse_.usage(None if inv.command == "help" else inv.command))
             return 0
@@ -46,6 +47,26 @@ def _run(ctx: Context, args: list[str]) -> int:
             inv = getattr(ctx, "inv", None)
             ctx.err.append("\n" + argparse_.usage(inv.command if inv else None) + "\n")
         return 1
+
+
+def talosconfig_path(flag: str, client_version: str) -> str | None:
+    """The file this talosctl reads (pkg/machinery/client/config/path.go): the flag, else the first
+    existing of $TALOSCONFIG, <talos dir>/config ($TALOS_HOME when absolute, from 1.12 on; else
+    ~/.talos/config), /var/run/secrets/talos.dev/config."""
+    import os
+
+    from talos_sim.versions import parse_version
+
+    if flag:
+        return flag
+    home = os.environ.get("TALOS_HOME", "")
+    talos_dir = home if home and os.path.isabs(home) and parse_version(client_version) >= (1, 12, 0) \
+        else os.path.join(os.path.expanduser("~"), ".talos")
+    for path in (os.environ.get("TALOSCONFIG", ""), os.path.join(talos_dir, "config"),
+                 "/var/run/secrets/talos.dev/config"):
+        if path and os.path.isfile(path):
+            return path
+    return None
 
 
 if __name__ == "__main__":

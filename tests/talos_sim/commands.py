@@ -10,7 +10,7 @@ from typing import Any
 
 from talos_sim import output, resources, runtime
 from talos_sim.argv import Invocation, UsageError
-from talos_sim.errors import TalosError, multierror, node_errors, rpc, unavailable
+from talos_sim.errors import TalosError, multierror, node_errors, rpc, tls_failure, unavailable
 from talos_sim.model import Lab
 from talos_sim.versions import GO_VERSION, parse_version, semver
 
@@ -44,8 +44,11 @@ class Context:
         return nodes
 
     def endpoint_error(self) -> str | None:
-        """All -e endpoints dead -> the client cannot connect at all."""
+        """All -e endpoints dead -> the client cannot connect at all. Certificates are checked with
+        the first endpoint that answers: a refusal there fails the whole call."""
         endpoints = self.inv.endpoints
+        if self.lab.tls_failure and endpoints:
+            return tls_failure(self.lab.tls_failure, endpoints[0])
         for ep in endpoints:
             node = self.lab.find(ep) or self.lab.find(self.lab.holders.get(ep, ""))
             if node is not None and runtime.api_reachable(self.lab, node):
@@ -150,6 +153,8 @@ def cmd_get(ctx: Context) -> int:
         raise TalosError(str(contacts[nodes[0]]))
     rtype = resources.resolve(args[0])
     rid = args[1] if len(args) == 2 else None
+    if rtype.type == MACHINECONFIG and ctx.lab.role != "os:admin":  # a sensitive resource
+        raise TalosError(rpc("PermissionDenied", "not authorized"))
     errors = []
     for addr in nodes:
         if contacts[addr] is not None:
@@ -198,7 +203,7 @@ def cmd_patch(ctx: Context) -> int:
         raise TalosError("either --patch or --patch-file should be defined")
     sources = patchload.read_patch_args(specs)
     ctx.call["patches"] = [text for _, text in sources]  # so tests can inspect what labup sent
-    patches = patchload.load_patches([text for _, text in sources])
+    patches = patchload.load_patches([text for _, text in sources], ctx.lab.client_version)
 
     nodes = ctx.targets()
     if (ep_err := ctx.endpoint_error()) is not None:
@@ -208,6 +213,8 @@ def cmd_patch(ctx: Context) -> int:
     for addr in nodes:
         if contacts[addr] is not None:
             raise TalosError(str(contacts[addr]))
+        if ctx.lab.role != "os:admin":
+            raise TalosError(node_errors([(addr, rpc("PermissionDenied", "not authorized"))]))
         rtype = resources.resolve(inv.args[0])
         if rtype.type != MACHINECONFIG:
             raise TalosError(f"{addr}: unsupported resource type: {rtype.type}")
@@ -221,7 +228,12 @@ def _patch_node(ctx: Context, addr: str, patches: list[Any], mode: str) -> None:
     from talos_sim import patchapply, validate, yamlio
 
     node = ctx.lab.node(addr)
-    patched = patchapply.encode(patchapply.apply(yamlio.load_docs(node.config), patches))
+    # the client patches what it read: talosctl 1.12.0-1.12.4 read only the first document of a <= 1.11
+    # node's config, and sent back only that (siderolabs/talos#12787)
+    base = yamlio.load_docs(node.config)
+    if resources.truncates(ctx.lab.client_version, node.version):
+        base = base[:1]
+    patched = patchapply.encode(patchapply.apply(base, patches))
     if patched.strip() == node.config.strip():
         ctx.err.append("Apply was skipped: no changes detected.\n")
         return

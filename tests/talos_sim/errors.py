@@ -47,3 +47,22 @@ def unavailable(address: str) -> str:
 def node_errors(pairs: list[tuple[str, str]]) -> str:
     """Errors the apid proxy returns per node (one-to-many calls: version, apply)."""
     return multierror([f"{node}: {err}" for node, err in pairs])
+
+
+# What grpc-go reports when TLS with the endpoint fails (every transport error is `Unavailable`):
+# crypto/tls and crypto/x509 texts as Go 1.25 prints them.
+TLS_FAILURES = {
+    # the talosconfig's CA is not the one that signed the node's certificate (rotated CA, other cluster)
+    "unknown-authority": 'connection error: desc = "transport: authentication handshake failed: tls: failed to '
+                         'verify certificate: x509: certificate signed by unknown authority"',
+    # the endpoint is not among the names in the node's certificate
+    "not-valid-for": 'connection error: desc = "transport: authentication handshake failed: tls: failed to '
+                     'verify certificate: x509: certificate is valid for {names}, not {endpoint}"',
+    # TLS 1.3: the server refused the client certificate (expired, or not from the cluster's CA)
+    "bad-certificate": 'connection error: desc = "error reading server preface: remote error: tls: bad '
+                       'certificate"',
+}
+
+
+def tls_failure(kind: str, endpoint: str, names: str = "127.0.0.1") -> str:
+    return rpc("Unavailable", TLS_FAILURES[kind].format(endpoint=endpoint, names=names))

@@ -57,6 +57,10 @@ class Lab:
     holders: dict[str, str] = field(default_factory=dict)
     # Hide every VIP from the next N `get addresses` calls (the VIP "takes a while" to come up).
     vip_delay: int = 0
+    # Certificates refused between talosctl and the endpoint (errors.TLS_FAILURES key), or None.
+    tls_failure: str | None = None
+    # The talosconfig's role: os:reader may not read or patch the machine config (sensitive).
+    role: str = "os:admin"
     # Nodes used when a call has no -n (as if the talosconfig context listed them).
     default_nodes: list[str] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)

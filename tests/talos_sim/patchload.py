@@ -14,7 +14,7 @@ import yaml
 
 from talos_sim import schema, yamlio
 from talos_sim.errors import TalosError
-from talos_sim.versions import CLIENT_VERSION, known_kinds
+from talos_sim.versions import CLIENT_VERSION, LINES_FROM, known_kinds, parse_version
 
 V1ALPHA1_KIND = "v1alpha1"
 LEGACY_KEYS = ("machine", "cluster", "debug", "persist")
@@ -98,10 +98,11 @@ def _read(filename: str) -> str:
         raise TalosError(f"read {filename}: is a directory") from None
 
 
-def load_patches(contents: list[str]) -> list[Patch]:
+def load_patches(contents: list[str], client_version: str = CLIENT_VERSION) -> list[Patch]:
+    """talosctl decodes the patches itself (configpatcher.LoadPatch), with the kinds it was built with."""
     patches: list[Patch] = []
     for text in contents:
-        patch = load_patch(text)
+        patch = load_patch(text, client_version)
         # consecutive JSON patches are merged into one, as in LoadPatches
         if isinstance(patch, JSONPatch) and patches and isinstance(patches[-1], JSONPatch):
             patches[-1].ops.extend(patch.ops)
@@ -110,9 +111,9 @@ def load_patches(contents: list[str]) -> list[Patch]:
     return patches
 
 
-def load_patch(text: str) -> Patch:
+def load_patch(text: str, client_version: str = CLIENT_VERSION) -> Patch:
     try:
-        return load_strategic(text)
+        return load_strategic(text, client_version)
     except TalosError as strategic_err:
         json_err = "invalid JSON patch"
         try:
@@ -135,8 +136,8 @@ def load_patch(text: str) -> Patch:
 # -- strategic patches ------------------------------------------------------------------------
 
 
-def load_strategic(text: str) -> StrategicPatch:
-    """configloader.NewFromBytes(patch, WithAllowPatchDelete()) of the v1.13.9 client."""
+def load_strategic(text: str, client_version: str = CLIENT_VERSION) -> StrategicPatch:
+    """configloader.NewFromBytes(patch, WithAllowPatchDelete()) of the talosctl client."""
     try:
         raw_docs = yamlio.load_docs_with_lines(text)
     except yaml.YAMLError as exc:
@@ -160,7 +161,7 @@ def load_strategic(text: str) -> StrategicPatch:
         if ident in seen:
             raise TalosError(f"duplicate document {'/'.join(ident)} is not allowed (line {line})")
         seen.add(ident)
-        check_document(doc, line, CLIENT_VERSION)
+        check_document(doc, line, client_version)
         if ident[1] == V1ALPHA1_KIND and not doc.get("apiVersion"):
             v1_doc = doc
         else:
@@ -190,6 +191,8 @@ def check_document(doc: dict[str, Any], line: int, version: str) -> None:
         if unknown is not None:
             raise TalosError("unknown keys found during decoding:\n" + yamlio.dump(unknown))
     except TalosError as exc:
+        if parse_version(version) < LINES_FROM:  # older decoders return the bare error
+            raise
         raise TalosError(f"error decoding document {ident} (line {line}): {exc.message}") from None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from talos_sim import runtime
 from talos_sim.errors import TalosError, rpc
 from talos_sim.model import Lab, Node
+from talos_sim.versions import parse_version
 
 _EPOCH = 1735722000  # 2025-01-01T09:00:00Z; `updated` moves one second per resource version
 
@@ -33,8 +34,17 @@ def _nodename(lab: Lab, node: Node) -> list[tuple[str, int, Any]]:
     return [("nodename", 2, spec)]
 
 
+def truncates(client_version: str, node_version: str) -> bool:
+    """talosctl 1.12.0-1.12.4 on a <= 1.11 node: `yaml.Marshal(mc.Spec())` keeps only the first
+    document (siderolabs/talos#12787, fixed in 1.12.5 by "read multi-doc machine config")."""
+    return (1, 12, 0) <= parse_version(client_version) <= (1, 12, 4) and parse_version(node_version) < (1, 12, 0)
+
+
 def _machineconfig(lab: Lab, node: Node) -> list[tuple[str, int, Any]]:
-    return [("v1alpha1", node.config_version, node.config)]
+    config = node.config
+    if truncates(lab.client_version, node.version):
+        config = config.split("\n---\n", 1)[0] + "\n"
+    return [("v1alpha1", node.config_version, config)]
 
 
 def _links(lab: Lab, node: Node) -> list[tuple[str, int, Any]]:

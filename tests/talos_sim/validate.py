@@ -10,7 +10,7 @@ from typing import Any
 
 from talos_sim import patchload, yamlio
 from talos_sim.errors import TalosError, multierror
-from talos_sim.versions import parse_version
+from talos_sim.versions import LINES_FROM, parse_version
 
 WORKER_VIP = "virtual (shared) IP is not allowed on non-controlplane nodes"
 NO_V1ALPHA1 = (
@@ -47,7 +47,7 @@ def _is_v1alpha1(doc: dict[str, Any]) -> bool:
 
 
 def _decode(text: str, version: str) -> list[dict[str, Any]]:
-    with_lines = parse_version(version) >= (1, 13, 0)  # 1.13 added "(line N)" and the wrapper
+    with_lines = parse_version(version) >= LINES_FROM  # 1.12.3 added "(line N)" and the wrapper
     seen: set[tuple[str, str, str]] = set()
     docs = []
     for line, doc in yamlio.load_docs_with_lines(text):
@@ -58,13 +58,7 @@ def _decode(text: str, version: str) -> list[dict[str, Any]]:
             suffix = f" (line {line})" if with_lines else ""
             raise TalosError(f"duplicate document {'/'.join(ident)} is not allowed{suffix}")
         seen.add(ident)
-        try:
-            patchload.check_document(doc, line, version)
-        except TalosError as exc:
-            if with_lines:
-                raise
-            # before 1.13 the decode error came back bare: strip the 1.13 wrapper
-            raise TalosError(exc.message.split("): ", 1)[1]) from None
+        patchload.check_document(doc, line, version)  # wraps with "(line N)" from 1.12.3 on
         docs.append(doc)
     return docs
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 # The talosctl build the simulator pretends to be (FACTS.md: facts gathered at v1.13.9).
 CLIENT_VERSION = "v1.13.9"
 GO_VERSION = "go1.25.5"
+# configloader's decoder wraps its errors as `error decoding document A/K/N (line N): ...` and adds
+# `(line N)` to duplicates from v1.12.3 on (pkg/machinery/config/configloader/internal/decoder/decoder.go)
+LINES_FROM = (1, 12, 3)
 
 
 def parse_version(tag: str) -> tuple[int, int, int]:

@@ -45,10 +45,18 @@ _NOISE = (re.compile(r"^WARNING: .*server version .* is older than client versio
           re.compile(r"^patched MachineConfigs\.config\.talos\.dev/\S+ at the node "))
 _UNREACHABLE_HINT = ("is the node up, and its Talos API (port 50000) reachable from here? Check "
                      "talos.endpoints and talos.talosconfig in lab.yaml")
+# grpc-go reports every transport failure as `code = Unavailable`, TLS ones included: these texts mean
+# the connection was made and the certificates were refused, which no retry changes
+_AUTH_MARKERS = ("authentication handshake failed", "x509:", "tls: ", "error reading server preface",
+                 "certificate required")
 
 
 class TalosUnreachable(TransientError):
     """The node (or the endpoint in front of it) did not answer."""
+
+
+class TalosAuthFailed(PermanentError):
+    """The node and talosctl could not agree on certificates, or the client's role is not enough."""
 
 
 class TalosFailed(PermanentError):
@@ -120,6 +128,14 @@ def parse_stream(text: str) -> Iterator[dict[str, Any]]:
             yield obj
 
 
+def client_tag(version_output: str) -> str | None:
+    """talosctl's own `Tag:` (under `Client:`, printed before any node is asked)."""
+    head, _, _ = version_output.partition("Server:")
+    _, found, client = head.partition("Client:")
+    match = re.search(r"^\s*Tag:\s*(\S+)", client, re.MULTILINE) if found else None
+    return match.group(1) if match else None
+
+
 def server_tag(version_output: str) -> str | None:
     """The node's `Tag:` from `talosctl version` (the part after `Server:`; the client's comes first)."""
     _, found, server = version_output.partition("Server:")
@@ -140,7 +156,11 @@ def talos_error_text(stderr: str) -> str:
 
 
 def is_unreachable(text: str) -> bool:
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
+    return not is_auth_failure(text) and any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def is_auth_failure(text: str) -> bool:
+    return any(marker in text for marker in _AUTH_MARKERS) or "code = PermissionDenied" in text
 
 
 class TalosAdapter:
@@ -151,6 +171,8 @@ class TalosAdapter:
         # verify passes the time its deadline leaves; phases use talos.timeout_s
         self.timeout = timeout_s if timeout_s is not None else lab.talos.timeout_s
         self._binary: Path | None = None
+        self._talosconfig: Path | None = None
+        self.client_version: str | None = None  # talosctl's own tag, known after the first version()
 
     @classmethod
     def from_context(cls, ctx: Context) -> TalosAdapter:
@@ -161,6 +183,7 @@ class TalosAdapter:
     def version(self, node: str) -> str:
         """The Talos version the node runs (`Tag:` under `Server:`), e.g. `v1.13.0`."""
         out = self._run(node, ["version"], "version").stdout
+        self.client_version = client_tag(out) or self.client_version
         tag = server_tag(out)
         if tag is None:
             raise TalosFailed(f"talosctl version on {node}: no server Tag in its output",
@@ -230,8 +253,10 @@ class TalosAdapter:
     def global_args(self, node: str) -> list[str]:
         talos = self.lab.talos
         args: list[str] = []
-        if talos.talosconfig:
-            args += ["--talosconfig", str(talos.talosconfig)]
+        # always the file labup found (as talosctl would): both then read the same one
+        config = self._talosconfig or talos.talosconfig
+        if config:
+            args += ["--talosconfig", str(config)]
         if talos.context:
             args += ["--context", talos.context]
         # never the VIP: it moves, and is down exactly when Talos is needed to repair it
@@ -252,16 +277,24 @@ class TalosAdapter:
 
     def _talosconfig_problem(self) -> str | None:
         """talosctl's own message for a missing config is obscure: say which file is missing."""
-        if self.lab.talos.talosconfig:
-            path = self.lab.talos.talosconfig
-            return None if path.is_file() else f"talos.talosconfig: {path} does not exist"
-        env = os.environ.get("TALOSCONFIG")
-        if env:
-            return None if Path(env).is_file() else f"TALOSCONFIG={env}: no such file"
-        candidates = [Path("~/.talos/config").expanduser(), Path("/var/run/secrets/talos.dev/config")]
-        if any(p.is_file() for p in candidates):
+        from labup.adapters.talosconfig import discover
+
+        found = discover(self.lab.talos.talosconfig)
+        if found.path is not None:
+            self._talosconfig = found.path
             return None
-        return f"no talosconfig: none of $TALOSCONFIG, {candidates[0]}, {candidates[1]} exists"
+        if found.source == "talos.talosconfig":
+            return f"talos.talosconfig: {found.looked_at[0]} does not exist"
+        return "no talosconfig: none of " + ", ".join(str(p) for p in found.looked_at) + " exists"
+
+    def identity_hint(self) -> str:
+        """The talosconfig, its context and the client certificate's expiry: what a TLS refusal is about."""
+        from labup.adapters.talosconfig import identity
+
+        path = self._talosconfig or self.lab.talos.talosconfig
+        if path is None:
+            return "no talosconfig found"
+        return identity(path, self.lab.talos.context).describe()
 
     def _get(self, node: str, kind: str) -> list[dict[str, Any]]:
         out = self._run(node, ["get", kind, "-o", "json"], f"get {kind}").stdout
@@ -282,18 +315,37 @@ class TalosAdapter:
             return result
         detail = talos_error_text(result.stderr) or f"talosctl exited {result.exit_code} without a message"
         message = f"talosctl {what} on {node}: {detail}"
+        if is_auth_failure(detail):
+            raise TalosAuthFailed(message, hint=self._auth_hint(detail, what))
         if is_unreachable(detail):
             raise TalosUnreachable(message, hint=_UNREACHABLE_HINT)
         raise TalosFailed(message, detail, hint=_hint_for(detail))
+
+    def _auth_hint(self, detail: str, what: str) -> str:
+        who = self.identity_hint()
+        if "code = PermissionDenied" in detail:
+            need = "os:admin" if "machineconfig" in what else "os:reader at least"
+            return (f"the Talos API refused this client's role: `{what}` needs {need} ({who}); use a "
+                    "talosconfig generated with that role (`talosctl config new --roles os:admin`)")
+        if "valid for" in detail:
+            return (f"the endpoint is not one of the names in the node's certificate ({who}): use the nodes' own "
+                    "addresses as talos.endpoints (never the VIP), or add it to machine.certSANs")
+        if "unknown authority" in detail:
+            return (f"the node's certificate is not signed by the CA in the talosconfig ({who}): the wrong "
+                    "context or file for this cluster, or its CA was rotated; set talos.talosconfig/context")
+        return (f"TLS with the Talos API failed: a wrong or rotated CA, an expired client certificate, or an "
+                f"endpoint the node's certificate does not name ({who})")
 
 
 def _hint_for(detail: str) -> str | None:
     if "virtual (shared) IP is not allowed on non-controlplane nodes" in detail:
         return "the VIP belongs on control-plane nodes only: check nodes[].role in lab.yaml"
     if '"Layer2VIPConfig" "v1alpha1": not registered' in detail:
-        return ("a Talos older than 1.12 does not know this document: either the node runs Talos < 1.12 "
-                "(only the machine.network.interfaces form), or this talosctl is older than 1.12 and cannot "
-                "even load the patch (`talosctl version --client`)")
+        if "rpc error" in detail:  # the node's answer
+            return "this node runs Talos < 1.12, which knows only the machine.network.interfaces form of a VIP"
+        # talosctl decodes a patch itself before any node is asked (configpatcher.LoadPatch)
+        return ("this talosctl is older than 1.12 and cannot even load a Layer2VIPConfig patch (no node was "
+                "asked): install the talosctl of your nodes' version (`talosctl version --client`)")
     if "PermissionDenied" in detail or "certificate" in detail:
         return "talosctl was refused: is the talosconfig (and its context) the one for this cluster?"
     return None

@@ -33,6 +33,7 @@ class NodeLinks:
     macs: dict[str, str] = field(default_factory=dict)  # link name -> MAC (ethernet links only)
     vip_link: str | None = None  # the link carrying the VIP address, when this node holds it
     error: str | None = None  # why this node could not be read
+    hint: str | None = None  # what to do about it (a refused certificate names the talosconfig)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,6 @@ def _read_node(lab: Lab, node: Node, timeout: float) -> NodeLinks:
         addresses = adapter().addresses(node.address)
     except LabupError as exc:
         text = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
-        return NodeLinks(node.name, node.address, node.role, error=text[:300])
+        return NodeLinks(node.name, node.address, node.role, error=text[:300], hint=exc.hint)
     return NodeLinks(node.name, node.address, node.role, links_of(links),
                      vip_link_of(addresses, lab.vip.address))

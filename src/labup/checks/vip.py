@@ -136,9 +136,13 @@ def judge_holder(ctx: CheckContext, facts: VipFacts, seen: Neighbour) -> CheckRe
                                 f"(`talosctl -n {holders[0].address} etcd status`) and that no node has the "
                                 "VIP as a static address", data=data)
     if not holders and len(facts.unreadable) == len(facts.nodes):
+        from labup.adapters.talos import is_auth_failure
+
+        refused = [n.hint for n in facts.unreadable if n.error and n.hint and is_auth_failure(n.error)]
         return CheckResult("vip-holder", FAIL, f"cannot ask Talos which node holds the VIP: {unread}",
-                           hint="check talos.talosconfig, talos.context and talos.endpoints (the control-plane "
-                                "addresses, port 50000) in lab.yaml; `talosctl -n <node> version` must answer",
+                           hint=refused[0] if refused else
+                           "check talos.talosconfig, talos.context and talos.endpoints (the control-plane "
+                           "addresses, port 50000) in lab.yaml; `talosctl -n <node> version` must answer",
                            data=data)
     if not holders:
         summary = f"no node holds the VIP {vip} (talosctl get addresses)"

@@ -19,6 +19,7 @@ from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import PermanentError, PreflightError
 from labup.traefik.diagnose import node_fit, untolerated
+from labup.vip.forms import address_id
 
 if TYPE_CHECKING:
     from labup.config import Lab
@@ -64,7 +65,7 @@ def no_holder(lab: Lab) -> PreflightError:
     return PreflightError(
         f"no control-plane node holds the VIP {lab.vip.address} yet: Traefik would have no node to be "
         f"pinned to (none of {', '.join(n.name for n in lab.control_planes)} shows "
-        f"{lab.vip.interface}/{lab.vip.address}/32 in `talosctl get addresses`)",
+        f"{address_id(lab.vip.interface, lab.vip.address)} in `talosctl get addresses`)",
         hint=f"run `labup phase vip` (or `labup apply`) first; `talosctl -n {first} get addresses` shows the VIP "
              "on the node that holds it")
 

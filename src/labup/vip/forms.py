@@ -35,6 +35,32 @@ def parse_version(tag: str) -> tuple[int, int, int] | None:
     return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
+# talosctl 1.12.0-1.12.4 keep only the first document of a <= 1.11 node's config, in `get` and in
+# `patch`, which then sends the truncated config back (siderolabs/talos#12787, fixed in 1.12.5)
+TRUNCATING_CLIENTS = ((1, 12, 0), (1, 12, 4))
+
+
+def client_problem(client_tag: str | None, node_version: tuple[int, int, int], who: str) -> str | None:
+    """Why this talosctl must not patch this node, or None."""
+    client = parse_version(client_tag) if client_tag else None
+    if client is None:
+        return None  # an unknown client tag (a dev build) is not refused on a guess
+    low, high = TRUNCATING_CLIENTS
+    if low <= client <= high and node_version[:2] <= (1, 11):
+        return (f"talosctl {client_tag} would destroy {who}'s configuration: talosctl 1.12.0-1.12.4 read only "
+                "the first document of a Talos <= 1.11 machine config and `patch` sends only that back "
+                "(siderolabs/talos#12787); use talosctl 1.12.5 or newer")
+    if client[:2] < node_version[:2]:
+        return (f"talosctl {client_tag} is older than {who}: an older client cannot read or patch the "
+                "documents a newer Talos has; install talosctl of at least the nodes' minor version")
+    return None
+
+
+def address_id(interface: str, vip: str) -> str:
+    """How `talosctl get addresses` names the VIP on its holder: `<link>/<vip>/32`, or `/128` for IPv6."""
+    return f"{interface}/{vip}/{128 if ':' in vip else 32}"
+
+
 def form_for(version: tuple[int, int, int]) -> str:
     return DOCUMENT if version[:2] >= NEW_FORM_FROM else INTERFACE
 

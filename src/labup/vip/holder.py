@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from labup.adapters.talos import Address
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PermanentError, Unreadable
+from labup.vip import forms
 from labup.vip.survey import Survey, label, talos
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class HolderStep(Step):
     def offline_plan(self, ctx: Context) -> str | None:
         return (f"wait up to {self.lab.vip.wait_timeout_s:g}s until one of "
                 f"{', '.join(n.name for n in self.lab.control_planes)} shows "
-                f"{self.lab.vip.interface}/{self.vip}/32 in `talosctl get addresses`")
+                f"{forms.address_id(self.lab.vip.interface, self.vip)} in `talosctl get addresses`")
 
     def observe(self, ctx: Context) -> Observation:
         seen = self._look(lambda n: self.survey.addresses(ctx, n))
@@ -80,8 +81,9 @@ class HolderStep(Step):
                                   f"after {time.monotonic() - started:.1f}s")
                 return None  # nothing to undo: waiting changed nothing
             if time.monotonic() + interval > deadline:
+                vip_id = forms.address_id(self.lab.vip.interface, self.vip)
                 raise PermanentError(f"no control-plane node announced the VIP {self.vip} within {timeout:g}s "
-                                     f"(no `{self.lab.vip.interface}/{self.vip}/32` in `talosctl get addresses` "
+                                     f"(no `{vip_id}` in `talosctl get addresses` "
                                      f"on {', '.join(n.name for n in self.lab.control_planes)})",
                                      hint=self._why_not(last))
             time.sleep(interval)

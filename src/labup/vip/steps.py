@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labup.adapters.talos import CONTROL_PLANE_TYPES, MachineConfig
+from labup.adapters.talos import CONTROL_PLANE_TYPES, INSTALL_URL, MachineConfig
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PreflightError
 from labup.vip import forms, templates
@@ -60,6 +60,10 @@ class NodeVipStep(Step):
         if version is None:
             raise PreflightError(f"{label(self.node)}: cannot tell its Talos version from '{tag}'",
                                  hint="is talosctl talking to a Talos node?")
+        problem = forms.client_problem(talos(ctx).client_version, version, label(self.node, tag))
+        if problem:
+            raise PreflightError(problem, hint=f"install talosctl: {INSTALL_URL} (`talosctl version --client` "
+                                               "shows yours)")
         links = self.survey.links(ctx, self.node)
         if self.want.link not in [link.name for link in links]:
             real = [link for link in links if link.type != "loopback" and link.name != "lo"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from labup.adapters.talos import Address, Link, MachineConfig, TalosAdapter
+from labup.adapters.talos import Address, Link, MachineConfig, TalosAdapter, TalosAuthFailed
 from labup.errors import LabupError, Unreadable
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ class Survey:
         adapter = talos(ctx)
         try:
             return ctx.retry(lambda: fn(adapter), f"vip/{node.name}: {what}")  # type: ignore[no-any-return]
-        except Unreadable:
-            raise
+        except (Unreadable, TalosAuthFailed):
+            raise  # refused certificates or role: a real problem, even for a dry run
         except LabupError as exc:
             # the engine must not retry it again: it was retried above, and it is only a read
             raise Unreadable(f"cannot read {label(node)}: {exc.message}", hint=exc.hint) from None
