@@ -139,7 +139,7 @@ class _Section:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise ConfigError(path or "lab.yaml", f"expected a mapping, got {_kind(data)}")
+            raise ConfigError(path, f"expected a mapping, got {_kind(data)}")
         self.data = data
         self.path = path
         self.base_dir = base_dir
@@ -206,8 +206,11 @@ class _Section:
                 raise ConfigError(self.where(key), f"file '{value}' cannot be read ({exc.strerror})") from None
             if not exists:
                 raise ConfigError(self.where(key), f"file '{value}' does not exist (looked at {resolved})")
+            if resolved.is_dir():
+                raise ConfigError(self.where(key), f"'{value}' is a directory, expected a file")
             if not readable:
-                raise ConfigError(self.where(key), f"file '{value}' is not a readable file (looked at {resolved})")
+                kind = "is not readable" if resolved.is_file() else "is not a regular file (a device, FIFO or socket)"
+                raise ConfigError(self.where(key), f"'{value}' {kind} (looked at {resolved})")
         return resolved
 
     def list(self, key: str, *, required: bool = False) -> list[Any]:
@@ -284,8 +287,10 @@ def _talos(top: _Section, nodes: tuple[Node, ...], vip: Vip) -> Talos:
         where = f"talos.endpoints[{i}]"
         if not isinstance(item, str):
             raise ConfigError(where, f"expected a string, got {_kind(item)}")
-        host = item.rsplit(":", 1)[0] if item.count(":") == 1 else item
-        if host.strip("[]") == vip.address:
+        host, problem = check.endpoint(item)
+        if problem:
+            raise ConfigError(where, problem)
+        if host == vip.address:
             raise ConfigError(where, f"'{item}' is the VIP",
                               hint="never use the VIP as a talosctl endpoint: it moves, and is down "
                                    "exactly when you need Talos to repair it; use control-plane addresses")
@@ -382,6 +387,8 @@ def _traefik(top: _Section) -> Traefik:
 def _chart_ref(value: str) -> str | None:
     if any(c in value for c in " \t\n;&|`$'\"\\"):
         return f"'{value}' contains characters not allowed in a chart reference"
+    if value.startswith("-"):  # on helm's command line it would be read as a flag
+        return f"'{value}' starts with '-': a chart reference is repo/chart, oci://... or a path"
     if value.startswith("oci://") or value.startswith((".", "/", "~")) or value.count("/") == 1:
         return None
     return f"'{value}' is not repo/chart, oci://... or a local chart path"
@@ -405,10 +412,51 @@ def _retry(top: _Section) -> Retry:
     return r
 
 
+def _keys_of(cls: type) -> frozenset[str]:
+    from dataclasses import fields
+
+    return frozenset(f.name for f in fields(cls)) - {"source"}
+
+
+def _unknown_keys(data: dict[Any, Any]) -> list[tuple[str, list[str]]]:
+    """Every key lab.yaml does not know, anywhere, with its close matches: checked before any value,
+    so a typo (`traefk:`) is named as such rather than as the key it hides being "required"."""
+    sections: dict[str, type] = {"vip": Vip, "talos": Talos, "kubernetes": Kubernetes, "helm": Helm,
+                                 "traefik": Traefik, "verify": Verify, "retry": Retry}
+    found: list[tuple[str, list[str]]] = []
+
+    def visit(mapping: Any, where: str, known: frozenset[str]) -> None:
+        if not isinstance(mapping, dict):
+            return
+        for key in mapping:
+            if key not in known:
+                path = f"{where}.{key}" if where else str(key)
+                found.append((path, difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)))
+
+    visit(data, "", _keys_of(Lab))
+    for name, cls in sections.items():
+        visit(data.get(name), name, _keys_of(cls))
+    traefik = data.get("traefik")
+    if isinstance(traefik, dict):
+        visit(traefik.get("acme"), "traefik.acme", _keys_of(Acme))
+    nodes = data.get("nodes")
+    for i, node in enumerate(nodes if isinstance(nodes, list) else []):
+        visit(node, f"nodes[{i}]", _keys_of(Node))
+    return found
+
+
 def parse(data: Any, source: Path) -> Lab:
-    """Turn parsed YAML into a Lab, or raise ConfigError naming the first bad field."""
+    """Turn parsed YAML into a Lab, or raise ConfigError naming the first bad field (unknown keys
+    first, all of them at once)."""
     if data is None:
         raise ConfigError("", f"{source}: is empty", hint="start from `labup init`")
+    if isinstance(data, dict):
+        unknown = _unknown_keys(data)
+        if unknown:
+            first = unknown[0][0]
+            others = f" (and {', '.join(p for p, _ in unknown[1:])})" if len(unknown) > 1 else ""
+            hints = [f"'{p}': did you mean '{g[0]}'?" for p, g in unknown if g]
+            raise ConfigError(first, f"unknown key{others}", hint="; ".join(hints) or None)
     top = _Section(data, "", source.parent)
     name = top.str("name", "lab", rule=check.dns_label)
     nodes = _nodes(top)
@@ -428,4 +476,9 @@ def load(path: Path) -> Lab:
     """Load and validate lab.yaml; never runs anything."""
     from labup.yamlsafe import load_file
 
-    return parse(load_file(path), path.absolute())
+    try:
+        return parse(load_file(path), path.absolute())
+    except ConfigError as exc:
+        if not exc.message.startswith(str(path)):  # say which file (it may not be called lab.yaml)
+            raise ConfigError("", f"{path}: {exc.message}", hint=exc.hint) from None
+        raise

@@ -1,11 +1,15 @@
 """Human output on stderr: rich (spinner, colours, a summary table) on a terminal, plain lines otherwise.
 
-rich is imported only when a terminal wants it, so scripted runs and `--help` stay fast.
+rich is imported only when a terminal wants it, so scripted runs and `--help` stay fast. Everything
+shown passes through `clean()`: secrets masked, and text from outside (paths, names, tool and server
+messages) can neither drive the terminal (control characters are shown escaped, never sent: kubectl's
+CVE-2021-25743) nor be read as rich markup (it is always printed as Text, never parsed).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +24,15 @@ if TYPE_CHECKING:
 _STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "unknown": "magenta",
           "failed": "bold red", "undone": "yellow", "undo-failed": "bold red", "not-built": "red",
           "skipped": "dim", "pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI on some terminals)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """What may reach a terminal: secrets masked, control characters escaped (`\\x1b`)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(text))
 
 
 class Reporter:
@@ -47,6 +60,7 @@ class Reporter:
         return self._console
 
     def _line(self, text: str, style: str | None = None) -> None:
+        text = clean(text)
         if self.rich:
             from rich.text import Text
 
@@ -66,7 +80,9 @@ class Reporter:
         self._current = (phase, step)
         try:
             if self.rich and spinner and not self.quiet:
-                with self.console.status(f"{phase}/{step} ..."):
+                from rich.text import Text
+
+                with self.console.status(Text(clean(f"{phase}/{step} ..."))):
                     yield
             else:
                 yield
@@ -117,7 +133,9 @@ class Reporter:
         columns = (TextColumn("  {task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as bar:
-            task = bar.add_task(redact(description), total=total)
+            from rich.markup import escape
+
+            task = bar.add_task(escape(clean(description)), total=total)
             yield lambda n: bar.advance(task, n)
 
     def note(self, text: str) -> None:
@@ -137,15 +155,15 @@ class Reporter:
             return
         if self.rich:
             from rich.table import Table
+            from rich.text import Text
 
             dry = " (dry run)" if report.dry_run and "--dry-run" not in report.command else ""
-            table = Table(title=f"labup {report.command}{dry}",
-                          title_justify="left")
+            table = Table(title=Text(clean(f"labup {report.command}{dry}")), title_justify="left")
             for col in ("phase", "step", "status", "detail"):
                 table.add_column(col)
-            for r in rows:
-                table.add_row(r.phase, r.step, f"[{_STYLE.get(r.status, '')}]{r.status}[/]",
-                              redact(r.error or r.summary or ""))
+            for r in rows:  # Text, never markup: a detail may hold `[/x]` or `[link=...]` from outside
+                table.add_row(Text(clean(r.phase)), Text(clean(r.step)),
+                              Text(r.status, style=_STYLE.get(r.status, "")), Text(clean(r.error or r.summary or "")))
             self.console.print(table)
         else:
             counts: dict[str, int] = {}
@@ -164,11 +182,11 @@ class Reporter:
             from rich.table import Table
             from rich.text import Text
 
-            table = Table(title=title, title_justify="left")
+            table = Table(title=Text(clean(title)), title_justify="left")
             for col in ("check", "status", "detail"):
                 table.add_column(col)
             for r in shown:  # Text, not markup: a summary may hold brackets (an IPv6 URL)
-                table.add_row(r.name, Text(r.status, style=_STYLE.get(r.status, "")), Text(redact(r.summary)))
+                table.add_row(r.name, Text(r.status, style=_STYLE.get(r.status, "")), Text(clean(r.summary)))
             self.console.print(table)
             for r in shown:
                 if r.hint and r.status != "pass":

@@ -47,6 +47,30 @@ def domain(value: str) -> str | None:
     return None
 
 
+def endpoint(value: str) -> tuple[str, str | None]:
+    """A talosctl endpoint `host`, `host:port` or `[v6]:port`: (host, problem). talosctl splits `-e` on
+    commas, so one entry must never hold several."""
+    if "," in value or any(c.isspace() for c in value) or value.startswith("-"):
+        return value, f"'{value}' must be one address or name (with an optional :port), without commas or spaces"
+    host, port = value, None
+    if value.startswith("["):
+        closing = value.find("]")
+        host, rest = value[1:closing], value[closing + 1:]
+        if closing < 0 or (rest and not rest.startswith(":")):
+            return value, f"'{value}' is not [IPv6]:port"
+        port = rest[1:] or None
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return host, f"'{value}' has port '{port}': expected a number from 1 to 65535"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if dns_subdomain(host.lower()):
+            return host, f"'{value}' is not an IP address or a host name"
+    return host, None
+
+
 def ip_address(value: str) -> str | None:
     """A bare IPv4/IPv6 address (no prefix length, no port)."""
     if "/" in value:
@@ -66,6 +90,10 @@ def interface_name(value: str) -> str | None:
         return f"'{value}' is not a Linux interface name (1-15 characters)"
     if value in (".", "..") or any(c in value for c in "/: \t\n") or not value.isprintable():
         return f"'{value}' is not a Linux interface name (no '/', ':' or spaces)"
+    # the kernel allows more, but no NIC, bond or VLAN name uses anything else, and these reach a
+    # terminal, a Talos patch and talosctl's output: keep them plain
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", value):
+        return f"'{value}' is not a Linux interface name (letters, digits, '-', '_', '.', '@')"
     return None
 
 

@@ -115,6 +115,9 @@ class Runner:
                 except Interrupted:
                     raise
                 except LabupError as exc:
+                    if exc.exit_code == EXIT_INVALID:  # bad input (a refused values file): exit 2, dry run or not
+                        raise ConfigError("", f"pre-flight failed, nothing was changed: {exc.message}",
+                                          hint=exc.hint) from None
                     problems.append(exc)
                     if self.ctx.dry_run:
                         self._record(m.StepResult(phase.name, step.name, m.FAILED,

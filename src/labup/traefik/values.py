@@ -66,11 +66,18 @@ def _build(lab: Lab, node: str | None) -> RenderedValues:
         notes.append(f"nodeSelector: {node} holds the VIP {lab.vip.address}.")
 
     base = template.fill(template.load_template(), _params(lab, node))
-    user = load_user_values(lab.traefik.values)
+    try:
+        user = load_user_values(lab.traefik.values)
+        values = merge(base, user)
+        check(values, base)
+    except ValuesError as exc:
+        if exc.source != USER_SOURCE or lab.traefik.values is None:
+            raise
+        # the field names the key; the file it is in may be anywhere: say which
+        raise ValuesError(exc.key, f"{exc.reason} (in {_one_line(str(lab.traefik.values))})", exc.hint,
+                          exc.source) from None
     if lab.traefik.values is not None:
         notes.append(f"{USER_SOURCE}: {_one_line(str(lab.traefik.values))} merged last.")
-    values = merge(base, user)
-    check(values, base)
     return RenderedValues(values=values, node=node, notes=tuple(notes))
 
 
