@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -55,15 +56,22 @@ class Download:
         self.length: int | None = int(length) if length and length.isdigit() else None
 
     def copy_to(self, dest: IO[bytes], on_chunk: Callable[[int], None] | None = None,
-                limit: int = MAX_BYTES) -> str:
-        """Stream the body into dest; return its sha256 (hex). A body cut short is transient."""
+                limit: int = MAX_BYTES, deadline: float | None = None) -> str:
+        """Stream the body into dest; return its sha256 (hex). A body cut short is transient; one
+        still coming at `deadline` (time.monotonic()) is abandoned: a mirror trickling a byte every
+        few seconds never trips a read timeout, yet would hold the lab's lock for hours."""
         if self.length is not None and self.length > limit:
             raise PermanentError(f"GET {self.url}: {self.length} bytes is more than the {limit} allowed")
         digest = hashlib.sha256()
         received = 0
+        started = time.monotonic()
         while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise PermanentError(f"GET {self.url}: only {received} bytes after {time.monotonic() - started:.0f}s; "
+                                     "gave up (retry.total_s bounds a download)",
+                                     hint="the mirror is too slow: try again later or set helm.download_url")
             try:
-                chunk = self._response.read(CHUNK)
+                chunk = self._response.read1(CHUNK)  # what has arrived: the deadline is checked between reads
             except Exception as exc:
                 raise network_error(exc, self.url) from exc
             if not chunk:
@@ -101,7 +109,12 @@ class Download:
 @contextmanager
 def open_url(url: str, *, timeout: float = TIMEOUT_S) -> Iterator[Download]:
     """GET url; failures come out sorted (TransientError or PermanentError), the connection is
-    always closed."""
+    always closed. Only https, except to this machine itself (a mirror on loopback: tests, a local
+    cache): a plain-http mirror elsewhere could swap both the archive and its checksum."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+        raise PermanentError(f"GET {url}: only https downloads (or http to this machine's loopback)",
+                             hint="set helm.download_url to an https mirror")
     request = urllib.request.Request(url, headers={"User-Agent": f"labup/{__version__}"})
     opener = urllib.request.build_opener(_NoDowngrade)
     try:
@@ -114,6 +127,17 @@ def open_url(url: str, *, timeout: float = TIMEOUT_S) -> Iterator[Download]:
         yield Download(url, response)
     finally:
         response.close()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def fetch_text(url: str, *, timeout: float = TIMEOUT_S, limit: int = MAX_TEXT) -> str:

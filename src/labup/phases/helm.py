@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ class HelmBinaryStep(Step):
                 name, checksum_url)
             # an unnamed temp file: whatever happens (mismatch, crash), no partial archive is left
             with tempfile.TemporaryFile(prefix="labup-helm-") as archive:
-                actual = _download(ctx, lambda: _fetch_archive(ctx, url, name, archive), f"helm: GET {url}")
+                deadline = time.monotonic() + ctx.lab.retry.total_s  # every attempt together
+                actual = _download(ctx, lambda: _fetch_archive(ctx, url, name, archive, deadline),
+                                   f"helm: GET {url}")
                 if actual != expected:
                     raise download.ChecksumMismatch(
                         f"checksum mismatch for {name}: {checksum_url} says {expected}, the download "
@@ -174,14 +177,14 @@ class HelmBinaryStep(Step):
         return done
 
 
-def _fetch_archive(ctx: Context, url: str, name: str, archive: Any) -> str:
+def _fetch_archive(ctx: Context, url: str, name: str, archive: Any, deadline: float) -> str:
     """One attempt: start the file over, stream the archive into it with a progress bar."""
     from labup.adapters import download
 
     archive.seek(0)
     archive.truncate()
     with download.open_url(url) as got, ctx.reporter.progress(f"downloading {name}", got.length) as advance:
-        return got.copy_to(archive, advance)
+        return got.copy_to(archive, advance, deadline=deadline)
 
 
 def _download(ctx: Context, fn: Any, what: str) -> Any:
