@@ -58,6 +58,9 @@ class FileStep(Step):
         self.marker.touch()
         return {"created": self.name}
 
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        return None if data.get("created") == self.name else f"it is {data.get('created')!r}'s change"
+
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         self._log("undo")
         self.marker.unlink(missing_ok=True)

@@ -166,7 +166,7 @@ def test_concurrent_run_exits_4_naming_the_holder(write_lab, state: Path) -> Non
         holder.wait()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_a_step_rolls_back_and_releases_the_lock(write_lab, state: Path,
                                                               sig: signal.Signals) -> None:
     lab_path = write_lab()

@@ -146,16 +146,19 @@ def test_install_converge_rollback(env: dict, make_lab, mirror: Mirror, tag: str
     assert f"downloading {name}" in first.stderr
     assert "changed      helm/binary" in first.stderr
     assert "is not on PATH" in first.stderr
-    [undo] = journal_undos(lab)  # paths and versions only
+    [undo] = journal_undos(lab)  # paths, versions and what the installed file is (to recognise it)
+    import hashlib
+
     assert undo == {"path": str(binary), "version": VERSION, "backup": None, "replaced_version": None,
-                    "created_dirs": [str(tmp_path / "new"), str(folder)]}
+                    "created_dirs": [str(tmp_path / "new"), str(folder)], "size": binary.stat().st_size,
+                    "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()}
 
     second = run_labup("-c", str(lab), "phase", "helm")
     assert second.returncode == 0, second.stderr
     assert len(mirror.requests) == 2  # converged: not a single request
     assert f"ok           helm/binary: helm v{VERSION} at {binary}" in second.stderr
 
-    back = run_labup("-c", str(lab), "rollback", "helm")
+    back = run_labup("-c", str(lab), "rollback", "helm", "--yes")
     assert back.returncode == 0, back.stderr
     assert f"removed helm v{VERSION} from {binary}" in back.stderr
     assert not (tmp_path / "new").exists()
@@ -179,12 +182,12 @@ def test_dropped_connections_retried_then_rollback_restores_the_replaced_helm(
     [undo] = journal_undos(lab)
     assert undo["replaced_version"] == "3.0.0" and undo["backup"] == str(install_dir / backup)
 
-    back = run_labup("-c", str(lab), "rollback", "helm")
+    back = run_labup("-c", str(lab), "rollback", "helm", "--yes")
     assert back.returncode == 0, back.stderr
     assert f"restored helm v3.0.0 at {old} (removed helm v{VERSION})" in back.stderr
     assert listing(install_dir) == ["helm"] and old.read_text() == OLD_HELM
     assert helm_says(old) == "v3.0.0"
-    again = run_labup("-c", str(lab), "rollback", "helm")
+    again = run_labup("-c", str(lab), "rollback", "helm", "--yes")
     assert again.returncode == 0 and "nothing to roll back" in again.stderr
 
 

@@ -109,7 +109,7 @@ def test_absent_namespace_created_labelled_converged_then_deleted_by_rollback(em
     assert writes(emu) == []
 
     emu.log.clear()
-    result, doc = labup(lab, "rollback", "namespace")
+    result, doc = labup(lab, "rollback", "namespace", "--yes")
     assert result.returncode == 0, result.stderr
     [undone] = doc["undone"]
     assert undone["status"] == "undone" and "deleted namespace traefik" in undone["summary"]
@@ -140,7 +140,7 @@ def test_baseline_namespace_dry_run_then_labelled_then_restored_exactly(emu: Kub
     assert writes(emu) == [("PATCH", "/api/v1/namespaces/traefik", 200)]
 
     emu.log.clear()
-    result, doc = labup(lab, "rollback", "namespace")
+    result, doc = labup(lab, "rollback", "namespace", "--yes")
     assert result.returncode == 0, result.stderr
     assert labels(emu) == BASELINE  # audit removed, enforce and warn back to their values
     assert "restored namespace traefik's labels" in doc["undone"][0]["summary"]
@@ -153,7 +153,7 @@ def test_rollback_leaves_a_created_namespace_that_holds_something(emu: KubeEmula
                                              "labels": {"owner": "helm"}}, "type": "helm.sh/release.v1"})
     emu.create("v1", "ConfigMap", {"metadata": {"name": "kube-root-ca.crt", "namespace": "traefik"}})
     emu.log.clear()
-    result, doc = labup(lab, "rollback", "namespace")
+    result, doc = labup(lab, "rollback", "namespace", "--yes")
     assert result.returncode == 0, result.stderr
     summary = doc["undone"][0]["summary"]
     assert "left namespace traefik in place" in summary

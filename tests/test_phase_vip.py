@@ -118,7 +118,7 @@ def test_new_form_dry_run_apply_twice_and_rollback(vip_lab: Callable[..., VipLab
     assert lab.patches() == []  # converged: no write at all
     assert "already carries the VIP" in second.stderr
 
-    back = lab.labup("rollback", "vip")
+    back = lab.labup("rollback", "vip", "--yes")
     assert back.returncode == 0, back.stderr
     assert "removed the Layer2VIPConfig document" in back.stderr
     assert {a: sim.config_text(a) for a in original} == original
@@ -143,7 +143,7 @@ def test_legacy_form_keeps_dhcp_and_rolls_back_to_the_original(vip_lab: Callable
     assert sim.holder() == EXAMPLE_CP
     assert all("Layer2VIPConfig" not in p for c in lab.patches() for p in c["patches"])
 
-    back = lab.labup("rollback", "vip")
+    back = lab.labup("rollback", "vip", "--yes")
     assert back.returncode == 0, back.stderr
     assert "removed the machine.network.interfaces entry for ens18" in back.stderr
     assert sim.config_text(EXAMPLE_CP) == original
@@ -172,7 +172,7 @@ def test_legacy_form_merges_into_the_operators_entry(vip_lab: Callable[..., VipL
     assert sim.config_of(EXAMPLE_CP)[0]["machine"]["network"]["interfaces"] == [
         {"interface": "ens18", "dhcp": True, "mtu": 1500, "vip": {"ip": EXAMPLE_VIP}}]
 
-    back = lab.labup("rollback", "vip")
+    back = lab.labup("rollback", "vip", "--yes")
     assert back.returncode == 0, back.stderr
     assert sim.config_text(EXAMPLE_CP) == original
 
@@ -182,7 +182,7 @@ def test_legacy_form_merges_into_the_operators_entry(vip_lab: Callable[..., VipL
 
 def test_three_control_planes_each_get_the_vip_and_one_holds_it(vip_lab: Callable[..., VipLab]) -> None:
     lab = vip_lab(Lab.three_cp("v1.13.0", with_worker=True))
-    lab.sim.delay_vip(2)  # the VIP takes a moment to show: labup waits for it
+    lab.sim.delay_vip(3 + 2)  # pre-flight reads each node's addresses (3), then labup waits (2)
     result = lab.labup("--json", "phase", "vip")
     assert result.returncode == 0, result.stderr
     cps = ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
@@ -293,12 +293,12 @@ def test_a_rollback_that_cannot_reach_the_node_says_how_to_finish(vip_lab: Calla
     assert lab.labup("phase", "vip").returncode == 0
     lab.sim.set_reachable(EXAMPLE_CP, False)
     lab.sim.clear_calls()
-    stuck = lab.labup("rollback", "vip")
+    stuck = lab.labup("rollback", "vip", "--yes")
     assert stuck.returncode == 3  # the rollback did not complete
     assert len(lab.sim.calls(verb="get", node=EXAMPLE_CP)) == ATTEMPTS and lab.patches() == []
     assert "when 192.0.2.253 answers again, run `labup rollback vip`" in stuck.stderr
     lab.sim.set_reachable(EXAMPLE_CP, True)
-    done = lab.labup("rollback", "vip")  # the journal still owns the change: the next rollback finishes
+    done = lab.labup("rollback", "vip", "--yes")  # the journal still owns the change: the next rollback finishes
     assert done.returncode == 0, done.stderr
     assert lab.sim.config_text(EXAMPLE_CP) == original
 

@@ -198,3 +198,19 @@ def test_verify_vip_holder_names_the_certificate_problem(talos_sim: Callable[...
     [check] = json.loads(run.stdout)["checks"]
     assert "x509: certificate signed by unknown authority" in check["summary"]
     assert "not signed by the CA in the talosconfig" in check["hint"] and "port 50000" not in check["hint"]
+
+
+def test_a_vip_outside_the_links_subnet_is_refused_before_any_patch(talos_sim: Callable[..., TalosSim],
+                                                                    tmp_path: Path) -> None:
+    """Issue 18 (9): the node's own addresses on vip.interface say which prefixes the VIP may be in."""
+    sim = talos_sim()
+    lab_file = write_lab(tmp_path, sim)
+    data = yaml.safe_load(lab_file.read_text())
+    data["vip"]["address"] = "198.51.100.250"  # the nodes are in 192.0.2.0/24
+    lab_file.write_text(yaml.safe_dump(data))
+    for args in (("phase", "vip", "--dry-run"), ("phase", "vip")):
+        run = run_labup("-c", str(lab_file), *args)
+        assert run.returncode == 2, run.stderr
+        assert "vip.address: 198.51.100.250 is outside every prefix of ens18" in run.stderr
+        assert "192.0.2.0/24" in run.stderr
+    assert sim.calls(verb="patch") == []

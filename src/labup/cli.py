@@ -47,6 +47,8 @@ def main_options(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
+    if verbose and quiet:
+        raise typer.BadParameter("-v/--verbose and -q/--quiet contradict each other: choose one")
     ctx.obj = Options(config=config or Path("lab.yaml"), json=json_out, verbose=verbose, quiet=quiet,
                       color=False if no_color else None)
 
@@ -69,8 +71,10 @@ def apply(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read the lab and show the plan; change nothing")]
     = False,
-    only: Annotated[list[str] | None, typer.Option("--only", help="run only this phase (repeatable)")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="skip this phase (repeatable)")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="run only these phases (repeatable, or a comma list)")] = None,
+    skip: Annotated[list[str] | None, typer.Option(
+        "--skip", help="skip these phases (repeatable, or a comma list)")] = None,
 ) -> None:
     """Run every phase in order (vip, helm, namespace, traefik), then verify."""
     from labup import runs
@@ -94,8 +98,9 @@ def phase(
 def verify(
     ctx: typer.Context,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="skip this check (repeatable)")] = None,
+        "--only", help=f"run only these checks (repeatable, or a comma list): {', '.join(CHECK_NAMES)}")] = None,
+    skip: Annotated[list[str] | None, typer.Option(
+        "--skip", help="skip these checks (repeatable, or a comma list)")] = None,
 ) -> None:
     """Prove it works: VIP ARP and holder, Traefik placement, HTTP redirect, certificate, PSA, release."""
     from labup import runs
@@ -120,17 +125,64 @@ def rollback(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(
         help="undo only this phase [default: every phase, newest first]", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be undone; change nothing")]
+    = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do it without a terminal (scripts, CI)")] = False,
 ) -> None:
     """Undo what labup applied (from the journal), newest first."""
     from labup import runs
 
-    _finish(runs.rollback(ctx.obj, name))
+    _finish(runs.rollback(ctx.obj, name, dry_run=dry_run, yes=yes))
+
+
+@app.command()
+def version(ctx: typer.Context) -> None:
+    """Print labup's version, the Traefik chart it pins, its default helm and the Talos it supports."""
+    from labup import runs
+
+    _finish(runs.version(ctx.obj))
+
+
+# global options, and whether each takes a value: accepted after the subcommand too (kubectl, helm habit)
+GLOBAL_OPTIONS = {"-c": True, "--config": True, "--json": False, "-v": False, "--verbose": False,
+                  "-q": False, "--quiet": False, "--no-color": False}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """`labup apply -c lab.yaml --json` -> `labup -c lab.yaml --json apply`: click only reads an
+    option before its command. Stops at `--`; leaves everything else in its order."""
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-") and
+                       (i == 0 or not GLOBAL_OPTIONS.get(argv[i - 1], False))), None)
+    if command_at is None:
+        return argv
+    head, rest, moved = argv[:command_at], [], []
+    i = command_at
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        key = arg.split("=", 1)[0]
+        if key in GLOBAL_OPTIONS and i > command_at:
+            takes_value = GLOBAL_OPTIONS[key] and "=" not in arg
+            moved += argv[i:i + 2] if takes_value else [arg]
+            i += 2 if takes_value else 1
+            continue
+        rest.append(arg)
+        i += 1
+    return [*head, *moved, *rest]
 
 
 def main() -> None:
     """Console entry point: usage errors exit 2 (click's own code), labup's errors their own."""
+    import os
+
     try:
-        app(prog_name="labup")
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="labup")
     except KeyboardInterrupt:  # Ctrl-C outside a run (e.g. while loading): nothing was started
         sys.stderr.write("labup: interrupted\n")
         sys.exit(1)
+    except BrokenPipeError:  # `labup ... | head`: the reader left; end quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)

@@ -79,6 +79,8 @@ class Traefik:
     chart_version: str = "41.3.0"
     values: Path | None = None
     wait_timeout_s: float = 300.0
+    # Helm 4 only: `--force-conflicts`, take fields another field manager owns (server-side apply)
+    force_conflicts: bool = False
     # how long `labup apply` waits for Traefik's ACME certificate before naming the error in its log
     cert_timeout_s: float = 300.0
 
@@ -114,7 +116,14 @@ class Lab:
 
     @property
     def state_dir(self) -> Path:
-        return self.source.parent / ".labup"
+        # beside the real file: a lab reached through a symlink has one state folder, one lock
+        return self.source.resolve().parent / ".labup"
+
+    @property
+    def identity(self) -> str:
+        from labup.engine.journal import lab_identity
+
+        return lab_identity(self.source, self.name)
 
     @property
     def control_planes(self) -> tuple[Node, ...]:
@@ -378,6 +387,7 @@ def _traefik(top: _Section) -> Traefik:
         chart_version=s.str("chart_version", "41.3.0", rule=check.semver),
         values=s.path_value("values", must_exist=True),
         wait_timeout_s=s.number("wait_timeout_s", 300.0, high=3600),
+        force_conflicts=s.bool("force_conflicts", False),
         cert_timeout_s=s.number("cert_timeout_s", 300.0, high=3600),
     )
     s.done()

@@ -13,6 +13,14 @@ _SECRET_KV = re.compile(
     r"certificate-authority-data|secretboxEncryptionSecret|aescbcEncryptionSecret|bootstraptoken|"
     r"crt|id-token|refresh-token)\s*:\s*)(\S.*)$")
 _BEARER = re.compile(r"(?i)(authorization:\s*bearer\s+|bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_NAMES = (r"(?:key|token|secret|password|client-key-data|client-certificate-data|certificate-authority-data|"
+          r"access[_-]?token|refresh[_-]?token|id[_-]?token|api[_-]?key|crt)")
+# "token": "...": JSON, as exec plugins and tools print it
+_JSON_KV = re.compile(rf'(?i)("{_NAMES}"\s*:\s*)"(?:[^"\\]|\\.)*"')
+# token=..., password=...: URLs, log fields, environment dumps
+_ASSIGN = re.compile(rf"(?i)(\b{_NAMES}=)[^\s&,;\"']+")
+# {token: abc, ...}: flow-style YAML on one line
+_FLOW_KV = re.compile(rf"(?i)([{{,]\s*{_NAMES}\s*:\s*)([^,}}\s][^,}}]*)")
 
 MASK = "<redacted>"
 
@@ -21,6 +29,9 @@ def redact(text: str) -> str:
     """Mask credentials in free text (a tool's stderr, an error message)."""
     text = _PEM.sub(f"{MASK} (PEM block)", text)
     text = _SECRET_KV.sub(lambda m: m.group(1) + MASK, text)
+    text = _JSON_KV.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    text = _ASSIGN.sub(lambda m: m.group(1) + MASK, text)
+    text = _FLOW_KV.sub(lambda m: m.group(1) + MASK, text)
     return _BEARER.sub(lambda m: m.group(1) + MASK, text)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,46 @@ def _emit_json(opts: Options, doc: dict[str, Any]) -> None:
 
 
 def guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
-    """Turn labup's errors into a message and their exit code; never a traceback (unless -v)."""
+    """Turn labup's errors into a message and their exit code; never a traceback (unless -v).
+
+    The command runs with a private temporary folder (engine/scratch.py) removed on every exit path;
+    SIGTERM and SIGHUP end it through that path too (a run's own guard takes over while it runs)."""
+    from labup.engine.scratch import Scratch
+
+    with Scratch() as scratch, _ending_signals():
+        if scratch.swept:
+            _reporter(opts).note("removed the temporary files of labup run(s) that were killed "
+                                 f"(pid {', '.join(scratch.swept)}): they may have held credentials")
+        return _guarded(opts, command, body)
+
+
+@contextlib.contextmanager
+def _ending_signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise Interrupted (so clean-up runs) instead of ending the process on the spot."""
+    import signal
+    import threading
+
+    from labup.errors import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        from labup.adapters import kubeexec
+
+        kubeexec.end_all()
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
     try:
         return body()
     except LabupError as exc:
@@ -70,10 +110,23 @@ def load_lab(opts: Options) -> Any:
     return load(opts.config)
 
 
+def split_names(values: list[str]) -> list[str]:
+    """`--only vip,helm --only traefik` -> [vip, helm, traefik] (kubectl and helm users write both)."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 def _select(names: list[str], only: list[str], skip: list[str], what: str) -> list[str]:
+    import difflib
+
+    only, skip = split_names(only), split_names(skip)
     for name in [*only, *skip]:
         if name not in names:
-            raise UsageError(f"unknown {what} '{name}'", hint=f"valid {what}s, in order: {', '.join(names)}")
+            close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+            hint = (f"did you mean '{close[0]}'? " if close else "") + f"valid {what}s, in order: {', '.join(names)}"
+            raise UsageError(f"unknown {what} '{name}'", hint=hint)
+    both = [n for n in only if n in skip]
+    if both:
+        raise UsageError(f"--only and --skip both name {what} '{both[0]}'", hint="name it in one of them")
     return [n for n in names if (not only or n in only) and n not in skip]
 
 
@@ -128,9 +181,10 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
     if dry_run:
         report = Runner(ctx, phases, command, journal=None).run()
     else:
-        journal = Journal(ensure_state_dir(lab.state_dir))
+        journal = Journal(ensure_state_dir(lab.state_dir), lab_id=lab.identity)
         with LabLock(lab.state_dir, journal.run_id) as lock:
             lock.set_command(command)
+            _fresh_journal_if_untrusted(journal, reporter)
             if lock.recovered_from:
                 reporter.note(f"recovered a stale lock left by pid {lock.recovered_from.get('pid')} "
                               f"(since {lock.recovered_from.get('since')}): that process is gone")
@@ -138,6 +192,18 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
     reporter.summary(report)
     _emit_json(opts, report.as_dict())
     return report.exit_code
+
+
+def _fresh_journal_if_untrusted(journal: Any, reporter: Any) -> None:
+    """A journal with lines labup cannot use, or entries of another lab, is set aside (renamed,
+    kept) rather than appended to: this run's entries must be provably this lab's."""
+    reading = journal.read()
+    if not reading.unusable and not journal.foreign():
+        return
+    kept = journal.set_aside()
+    why = (f"{len(reading.unusable)} line(s) it cannot use" if reading.unusable
+           else "entries that are not this lab's (copied from another lab?)")
+    reporter.note(f"the journal had {why}: kept it as {kept}, starting a new one")
 
 
 def verify(opts: Options, *, only: list[str], skip: list[str]) -> int:
@@ -168,20 +234,77 @@ def render(opts: Options, what: str) -> int:
         if renderer is None:
             raise NotBuilt(f"labup render {what} is not built yet: its phase issue is open")
         text = renderer(lab)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        if opts.json:  # the same text, as a JSON document like every other command's
+            _emit_json(opts, {"command": f"render {what}", "ok": True, "exit_code": EXIT_OK, "text": text})
+        else:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return EXIT_OK
 
     return guarded(opts, f"render {what}", body)
 
 
-def rollback(opts: Options, phase: str | None) -> int:
+def rollback(opts: Options, phase: str | None, *, dry_run: bool = False, yes: bool = False) -> int:
     def body() -> int:
         if phase is not None:
             _select(list(PHASE_NAMES), [phase], [], "phase")
         lab = load_lab(opts)
+        if dry_run:
+            return _rollback_plan(opts, lab, phase)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("a rollback without a terminal to confirm on needs --yes",
+                                 hint="`labup rollback --dry-run` shows what it would undo")
+            _rollback_plan(opts, lab, phase)
+            sys.stderr.write("Undo these changes? [y/N] ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                _reporter(opts).note("nothing was undone")
+                return EXIT_OK
         return _rollback(opts, lab, phase)
 
-    return guarded(opts, "rollback", body)
+    return guarded(opts, "rollback" + (" --dry-run" if dry_run else ""), body)
+
+
+def _rollback_plan(opts: Options, lab: Any, phase: str | None) -> int:
+    """What `labup rollback` would undo, newest first, and what it would refuse; nothing is changed."""
+    from labup.engine.journal import Journal
+
+    journal = Journal(lab.state_dir, lab_id=lab.identity)
+    items = journal.pending_undos(phase) if lab.state_dir.is_dir() else []
+    reporter = _reporter(opts)
+    if not items:
+        reporter.note("nothing to roll back: the journal has no change labup still owns")
+    for item in items:
+        verdict = f"refused: {item.foreign}" if item.foreign else "would undo"
+        reporter.note(f"{verdict}  {item.phase}/{item.step} (applied {item.at}, run {item.run}): "
+                      f"{json.dumps(item.undo, sort_keys=True)[:300]}")
+    _emit_json(opts, {"command": "rollback --dry-run", "ok": True, "exit_code": EXIT_OK,
+                      "would_undo": [{"phase": i.phase, "step": i.step, "run": i.run, "at": i.at,
+                                      "refused": i.foreign, "undo": i.undo} for i in items]})
+    return EXIT_OK
+
+
+def version(opts: Options) -> int:
+    """labup's version, what it pins and what it supports: the answer to "which labup is this?"."""
+    def body() -> int:
+        from labup import __version__
+        from labup.config import Helm
+        from labup.traefik.pin import load_pin
+        from labup.vip.forms import SUPPORTED_TALOS
+
+        pin = load_pin()
+        info = {"labup": __version__, "traefik_chart": f"{pin.name} {pin.version}",
+                "traefik": pin.app_version, "helm_default": Helm.version, "helm_supported": "3.x and 4.x",
+                "talos_supported": SUPPORTED_TALOS}
+        if opts.json:
+            _emit_json(opts, {"command": "version", "ok": True, "exit_code": EXIT_OK, **info})
+        else:
+            sys.stdout.write(f"labup {__version__}\n  Traefik chart {pin.name} {pin.version} (Traefik "
+                             f"{pin.app_version})\n  helm: installs {Helm.version} by default; drives 3.x and 4.x\n"
+                             f"  Talos: {SUPPORTED_TALOS}\n")
+        return EXIT_OK
+
+    return guarded(opts, "version", body)
 
 
 def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
@@ -194,10 +317,14 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
     from labup.phases import load_phase
 
     reporter = _reporter(opts)
-    journal = Journal(ensure_state_dir(lab.state_dir))
+    journal = Journal(ensure_state_dir(lab.state_dir), lab_id=lab.identity)
     report = m.RunReport(command="rollback" + (f" {phase}" if phase else ""), dry_run=False)
     with LabLock(lab.state_dir, journal.run_id) as lock:
         lock.set_command(report.command)
+        unusable = journal.read().unusable
+        if unusable:
+            lines = ", ".join(str(n) for n in unusable[:10]) + (" ..." if len(unusable) > 10 else "")
+            reporter.note(f"{journal.path}: skipped {len(unusable)} line(s) labup cannot use (line {lines})")
         pending = journal.pending_undos(phase)
         if not pending:
             reporter.note("nothing to roll back: the journal has no change labup still owns")
@@ -206,6 +333,8 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
             ctx = Context(lab=lab, dry_run=False, reporter=reporter)
             steps: dict[tuple[str, str], m.Step] = {}
             for name in dict.fromkeys(p.phase for p in pending):
+                if name not in PHASE_NAMES:  # not a phase of labup: its entries are refused below
+                    continue
                 built = load_phase(name)
                 for step in built.steps(ctx) if built.steps else []:
                     steps[(name, step.name)] = step

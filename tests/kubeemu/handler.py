@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -95,6 +97,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         try:
             self._check_auth()
             fault = self.emu.faults.take(self.command, path)
+            if fault is not None and fault.drop:
+                self._serve_then_drop(path, query, content_type, body, fault.drop)
+                return
             if fault is not None:
                 raise ApiError(fault.status, fault.message or f"injected fault: {fault.status}")
             self._route(path, query, content_type, body)
@@ -113,6 +118,23 @@ class ApiHandler(BaseHTTPRequestHandler):
         finally:
             if not self._logged:
                 self._log(path, query, content_type, code)
+
+    def _serve_then_drop(self, path: str, query: dict[str, str], content_type: str, body: bytes, how: str) -> None:
+        """Route the request (its write is stored), then close the connection with no answer."""
+        code = 200
+        try:
+            self._route(path, query, content_type, body)
+        except Response as r:
+            code = r.code
+        except ApiError as e:
+            code = e.code
+        self._log(path, query, content_type, code)
+        self.close_connection = True
+        if how == "reset":  # SO_LINGER 0: close() sends RST, the client reads "connection reset by peer"
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        else:
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _log(self, path: str, query: dict[str, str], content_type: str, code: int) -> None:
         self._logged = True
@@ -275,6 +297,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                 if not dry_run:
                     emu.store.remember_applied(created["metadata"]["uid"], manager, patch)
                 raise Response(201, created)
+            patching.check_apply_conflicts(emu.field_owners.get((rt.kind, t.namespace, name), []), live, patch,
+                                           force=query.get("force") == "true")
             uid = live["metadata"]["uid"]
             new = patching.apply_patch(live, patch, emu.store.last_applied(uid, manager))
             if not dry_run:

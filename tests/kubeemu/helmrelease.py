@@ -47,3 +47,15 @@ def set_latest_status(emu: KubeEmulator, namespace: str, name: str, status: str 
     secret["metadata"]["labels"]["status"] = status
     emu.update("v1", "Secret", secret)
     return release
+
+
+def set_status(emu: KubeEmulator, namespace: str, name: str, revision: int, status: str) -> Obj:
+    """Give revision `revision` the status `status` (release JSON and the Secret's label). Returns it."""
+    secret = next(s for s in release_secrets(emu, namespace, name)
+                  if int(s["metadata"]["labels"]["version"]) == revision)
+    release = decode_release(secret)
+    release["info"]["status"] = status
+    secret["data"]["release"] = encode_release(release)
+    secret["metadata"]["labels"]["status"] = status
+    emu.update("v1", "Secret", secret)
+    return release

@@ -180,3 +180,41 @@ def _intent(last: Any, new: Any) -> Any:
             if key not in new:
                 out[key] = None
     return out
+
+
+def _at(obj: Any, path: str) -> tuple[bool, Any]:
+    """(present?, value) of a dotted path (".spec.replicas") in obj."""
+    for key in path.strip(".").split("."):
+        if not isinstance(obj, dict) or key not in obj:
+            return False, None
+        obj = obj[key]
+    return True, obj
+
+
+def check_apply_conflicts(owners: list[tuple[str, str, str]], live: Any, patch: Any, *, force: bool) -> None:
+    """Server-side apply's conflict rule for fields another manager owns through an Update: the apply
+    conflicts when it sets such a field to a different value; with force it takes the field over.
+    The message and causes are apimachinery's (pkg/util/managedfields/internal/conflict.go
+    NewConflictError, getConflictMessage, printManager: `"kubectl-scale" using apps/v1`)."""
+    clashes = []
+    for entry in list(owners):
+        path, manager, api_version = entry
+        sets, value = _at(patch, path)
+        if not sets or _at(live, path)[1] == value:
+            continue
+        if force:
+            owners.remove(entry)
+        else:
+            clashes.append((path, f'"{manager}" using {api_version}'))
+    if not clashes:
+        return
+    if len(clashes) == 1:
+        message = f"Apply failed with 1 conflict: conflict with {clashes[0][1]}: {clashes[0][0]}"
+    else:
+        lines = []
+        for who in sorted({w for _, w in clashes}):
+            lines += [f"conflicts with {who}:", *(f"- {p}" for p, w in clashes if w == who)]
+        message = f"Apply failed with {len(clashes)} conflicts: " + "\n".join(lines)
+    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {who}", "field": path}
+              for path, who in clashes]
+    raise ApiError(409, message, reason="Conflict", details={"causes": causes})

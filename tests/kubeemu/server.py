@@ -46,6 +46,9 @@ class KubeEmulator:
         self.store.listeners.append(self.controllers.on_event)
         self.log = RequestLog()
         self.faults = FaultInjector()
+        # fields another field manager owns through an Update (kubectl scale/edit): (kind, namespace,
+        # name) -> [(dotted path, "kubectl-scale", "apps/v1")]; a server-side apply changing one conflicts
+        self.field_owners: dict[tuple[str, str | None, str], list[tuple[str, str, str]]] = {}
         self.internal_errors: list[str] = []  # emulator bugs seen while serving; tests assert empty
         # what each pod's container "wrote" ((namespace, pod) -> lines), served by GET .../pods/NAME/log
         self.pod_logs: dict[tuple[str, str], list[str]] = {}
@@ -120,6 +123,21 @@ class KubeEmulator:
     def inject_fault(self, method: str, path: str, status: int, count: int = 1, message: str = "") -> Fault:
         """The next `count` requests with METHOD ("*" = any) whose path matches regex `path` get `status`."""
         return self.faults.add(method, path, status, count, message)
+
+    def drop_after_commit(self, method: str, path: str, count: int = 1, how: str = "eof") -> Fault:
+        """The next `count` matching requests are served (a write is stored) but never answered: the
+        connection is closed (`how="eof"`) or reset (`how="reset"`) instead."""
+        if how not in ("eof", "reset"):
+            raise ValueError(f"how must be eof or reset, not {how!r}")
+        return self.faults.add(method, path, 0, count, drop=how)
+
+    def own_field(self, api_version: str, kind: str, name: str, namespace: str | None, path: str,
+                  manager: str) -> None:
+        """Record that `manager` (an Update, e.g. `kubectl scale`: "kubectl-scale") owns `path` (".spec.replicas")
+        of the object: a server-side apply by another manager that sets it to another value gets the
+        API server's 409 Conflict, unless it forces (`force=true`), which takes the field over."""
+        self._rt(api_version, kind)
+        self.field_owners.setdefault((kind, namespace, name), []).append((path, manager, api_version))
 
     def never_ready(self, name: str, image: str | None = None) -> None:
         """Pods created from now on for Deployment/DaemonSet `name` (or "namespace/name") run but never

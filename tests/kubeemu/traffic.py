@@ -58,6 +58,10 @@ class Fault:
     status: int
     remaining: int
     message: str = field(default="")
+    # "": answer `status`. "eof"/"reset": serve the request (the write is committed), then close the
+    # connection without an answer (a clean close: the client reads EOF; a reset: RST), as an API
+    # server or a proxy dying between committing and answering would.
+    drop: str = field(default="")
 
     def matches(self, method: str, path: str) -> bool:
         return self.remaining > 0 and self.method in ("*", method) and bool(self.path.search(path))
@@ -68,8 +72,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def add(self, method: str, path: str, status: int, count: int = 1, message: str = "") -> Fault:
-        fault = Fault(method.upper(), re.compile(path), status, count, message)
+    def add(self, method: str, path: str, status: int, count: int = 1, message: str = "",
+            drop: str = "") -> Fault:
+        fault = Fault(method.upper(), re.compile(path), status, count, message, drop)
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -13,10 +13,21 @@ Errors are sorted by helm's own text (`classify`, pure and unit-tested):
 - helm rolled back / uninstalled after a failed upgrade / install -> HelmRolledBack (it says which)
 - `another operation (install/upgrade/rollback) is in progress` -> HelmReleaseBusy
 - `release: not found` -> HelmNotFound (callers asking "is there a release?" get None / [])
-- the API server unreachable, overloaded or slow -> HelmUnavailable (a TransientError: retried);
-  a write retries only on errors that prove nothing was sent (a refused connection), never on a
-  timed-out wait, which a retry would turn into a second upgrade
+- `"REL" has no deployed releases` (an upgrade of a release whose last revision is `uninstalling`)
+  -> HelmStuck, with the `helm uninstall` that mends it
+- a server-side apply conflict (Helm 4) -> HelmConflict, naming the field manager that owns the field
+- the API server unreachable, overloaded or slow -> HelmUnavailable (a TransientError: retried).
+  A write is retried at once only when helm's error proves nothing was sent (`Kubernetes cluster
+  unreachable`: helm's reachability check, before any write). Any other such error on a write
+  (`: EOF`, a reset, a 503) may come after helm stored the new revision: HelmUncertain, and the
+  adapter reads the release history to decide (new revision deployed: done; pending or failed:
+  that failure; unchanged: nothing was written, so retried)
 - anything else -> HelmFailed, with helm's own message.
+
+Time limits never cut helm's own clean-up short: a write's process timeout covers helm's worst case
+(Helm's CRD wait, the wait, and the native rollback's wait), and an interrupted helm gets SIGINT and
+the time its rollback may take before it is killed; killed, labup says what state the release is
+left in and the command that mends it.
 
 Values go to helm in a file, never on the command line (`ps` shows argv): a 0600 file in a 0700
 folder of its own, removed when the call ends, whatever happens.
@@ -36,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labup.adapters.process import ToolTimeout, run_tool
-from labup.errors import PermanentError, TransientError
+from labup.adapters.process import ToolKilled, ToolTimeout, run_tool
+from labup.errors import LabupError, PermanentError, TransientError
 from labup.redact import redact
 
 if TYPE_CHECKING:
@@ -45,13 +56,19 @@ if TYPE_CHECKING:
     from labup.engine.context import Context
 
 BUSY = "another operation (install/upgrade/rollback) is in progress"
+NO_DEPLOYED = "has no deployed releases"  # pkg/storage/driver/driver.go ErrNoDeployedReleases
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 READ_TIMEOUT_FLOOR_S = 30.0
-# Beyond helm's own --timeout: startup, the release bookkeeping, and the native rollback, which
-# waits again (as long as the upgrade did) for the previous revision to be ready.
-WRITE_MARGIN_S = 60.0
+# helm's own CRD wait on a first install (pkg/action/install.go installCRDs: `Wait(..., 60*time.Second)`)
+CRD_WAIT_S = 60.0
+# Beyond helm's waits: startup, chart loading, the release bookkeeping.
+WRITE_MARGIN_S = 30.0
+# An interrupted helm's clean-up (the native rollback, waiting up to --timeout) gets this beyond --timeout.
+KILL_MARGIN_S = 10.0
 
-# The API server did not answer, or said "later": worth another attempt.
+# helm's reachability check (pkg/kube/client.go IsReachable) runs before any write: nothing was sent.
+_NOT_SENT = ("cluster unreachable",)
+# The API server did not answer, or said "later": worth another attempt for a read.
 _UNREACHABLE = ("connection refused", "connection reset by peer", "no route to host", "network is unreachable",
                 "the server is currently unable to handle the request", "TLS handshake timeout",
                 "Service Unavailable", "Too Many Requests", "http2: client connection lost",
@@ -60,6 +77,14 @@ _UNREACHABLE = ("connection refused", "connection reset by peer", "no route to h
 _SLOW = ("i/o timeout", "context deadline exceeded", "Client.Timeout exceeded", "net/http: request canceled",
          "timed out waiting for the condition")
 _ROLLED_BACK = re.compile(r"has been (rolled back|uninstalled) due to (atomic|rollback-on-failure) being set")
+_NO_DEPLOYED = re.compile(r'"(?P<release>[^"]+)" has no deployed releases')
+# apimachinery pkg/util/managedfields/internal/conflict.go getConflictMessage/printManager, one conflict
+# (`conflict with "kubectl-scale" using apps/v1: .spec.replicas`) or several, grouped by manager
+# (`conflicts with "kubectl-edit" using apps/v1: - .spec.replicas - ...`, lines joined by helm_error_text)
+_CONFLICT_ONE = re.compile(r'conflict with "(?P<manager>[^"]+)"[^"]*?: (?P<field>\.[^\s:]+)')
+_CONFLICT_MANY = re.compile(r'conflicts with "(?P<manager>[^"]+)"[^"]*?:(?P<fields>(?: - \.[^\s]+)+)')
+# Helm 4 pkg/kube/client.go patchResourceServerSide: `conflict occurred while applying object %s/%s %s: %w`
+_CONFLICT_OBJECT = re.compile(r"applying object (?P<ns>[^/\s]+)/(?P<name>\S+) \S+, Kind=(?P<kind>\w+)")
 _CHART_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?)$")
 
 
@@ -91,6 +116,25 @@ class HelmRolledBack(HelmFailed):
         self.action = action
 
 
+class HelmStuck(HelmFailed):
+    """helm refused to upgrade: the release has no deployed revision and its last one is neither
+    failed nor superseded (an interrupted uninstall leaves it `uninstalling`)."""
+
+
+class HelmConflict(HelmFailed):
+    """Helm 4's server-side apply met fields another field manager owns; `managers` is
+    [(manager, field path)]."""
+
+    def __init__(self, message: str, detail: str, managers: list[tuple[str, str]], hint: str | None = None) -> None:
+        super().__init__(message, detail, hint)
+        self.managers = managers
+
+
+class HelmUncertain(HelmFailed):
+    """A write failed talking to the API server at a point where helm may already have stored the
+    new revision: only the release history can tell (the adapter reads it; never retried blindly)."""
+
+
 class HelmUnavailable(TransientError):
     """The Kubernetes API did not answer helm (or answered 5xx/429): retried by the engine."""
 
@@ -105,24 +149,65 @@ def helm_error_text(stderr: str) -> str:
     return redact(text[len("Error: "):] if text.startswith("Error: ") else text)
 
 
-def classify(what: str, stderr: str, exit_code: int, *, write: bool) -> Exception:
-    """The labup error for a failed helm call (pure: unit-tested against real helm texts)."""
+def classify(what: str, stderr: str, exit_code: int, *, write: bool, namespace: str | None = None) -> Exception:
+    """The labup error for a failed helm call (pure: unit-tested against real helm texts).
+    `namespace`: the release's, for the hints' commands."""
     detail = helm_error_text(stderr) or f"helm exited {exit_code} without a message"
     message = f"helm {what}: {detail}"
+    conflicts = conflict_managers(detail)
     rolled = _ROLLED_BACK.search(detail)
     if rolled:
-        return HelmRolledBack(message, detail, rolled.group(1))
+        return HelmRolledBack(message, detail, rolled.group(1), hint=_conflict_hint(conflicts))
+    if conflicts:
+        return HelmConflict(f"helm {what}: {_conflict_text(detail, conflicts)} (server-side apply conflict): {detail}",
+                            detail, conflicts, hint=_conflict_hint(conflicts))
     if BUSY in detail:
         return HelmReleaseBusy(message, detail)
+    stuck = _NO_DEPLOYED.search(detail)
+    if stuck:
+        return HelmStuck(message, detail, hint=_no_deployed_hint(stuck.group("release"), namespace))
     if "release: not found" in detail:
         return HelmNotFound(message, detail)
+    if any(marker.lower() in detail.lower() for marker in _NOT_SENT):
+        return HelmUnavailable(message, hint="is the cluster up, and kubernetes.kubeconfig's server reachable?")
     unreachable = any(marker in detail for marker in _UNREACHABLE)
     slow = any(marker in detail for marker in _SLOW)
-    if unreachable and not (write and slow):
+    if write and unreachable and not slow:
+        return HelmUncertain(message, detail, hint=_hint_for(detail))
+    if unreachable and not write:
         return HelmUnavailable(message, hint="is the cluster up, and kubernetes.kubeconfig's server reachable?")
-    if slow and not write:
+    if slow and not write:  # a write's timed-out wait: a retry would be a second upgrade
         return HelmUnavailable(message, hint="the Kubernetes API answered too slowly; retried")
     return HelmFailed(message, detail, hint=_hint_for(detail))
+
+
+def conflict_managers(detail: str) -> list[tuple[str, str]]:
+    """[(field manager, field path)] of a server-side apply conflict in helm's text, each once."""
+    found = [(m.group("manager"), m.group("field")) for m in _CONFLICT_ONE.finditer(detail)]
+    for many in _CONFLICT_MANY.finditer(detail):
+        found += [(many.group("manager"), f) for f in many.group("fields").split(" - ") if f.strip()]
+    return list(dict.fromkeys((manager, field.strip()) for manager, field in found))
+
+
+def _conflict_text(detail: str, conflicts: list[tuple[str, str]]) -> str:
+    target = _CONFLICT_OBJECT.search(detail)
+    where = f" of {target.group('kind')} {target.group('ns')}/{target.group('name')}" if target else ""
+    return "; ".join(f'field manager "{manager}" owns {field}{where}' for manager, field in conflicts)
+
+
+def _conflict_hint(conflicts: list[tuple[str, str]]) -> str | None:
+    if not conflicts:
+        return None
+    managers = ", ".join(sorted({f'"{m}"' for m, _ in conflicts}))
+    return (f"someone changed these fields outside helm ({managers}, e.g. `kubectl scale` or `kubectl edit`): "
+            "set traefik.force_conflicts: true in lab.yaml to let helm take them back (Helm 4 "
+            "`--force-conflicts`), or undo that change")
+
+
+def _no_deployed_hint(release: str, namespace: str | None) -> str:
+    ns = f" -n {namespace}" if namespace else ""
+    return (f"the release has no deployed revision; if its last one is `uninstalling` (an interrupted "
+            f"`helm uninstall`) and no helm runs on it now: `helm uninstall {release}{ns}`, then run labup again")
 
 
 def _hint_for(detail: str) -> str | None:
@@ -167,6 +252,11 @@ class Revision:
     def pending(self) -> bool:
         return self.status in PENDING
 
+    @property
+    def stuck(self) -> bool:
+        """An operation that never finished: pending-* or an interrupted uninstall (`uninstalling`)."""
+        return self.pending or self.status == "uninstalling"
+
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> Revision:
         return cls(revision=int(item.get("revision") or 0), status=str(item.get("status") or ""),
@@ -175,10 +265,33 @@ class Revision:
 
 
 def last_deployed(history: Sequence[Revision], before: int | None = None) -> Revision | None:
-    """The newest revision that was live at some point (deployed or superseded), below `before`."""
-    good = [r for r in history if r.status in ("deployed", "superseded")
-            and (before is None or r.revision < before)]
-    return max(good, key=lambda r: r.revision) if good else None
+    """The revision that is live (below `before`): the newest `deployed` one, as Helm's own
+    Releases.Deployed (pkg/storage/storage.go) picks it; only when none is deployed, the newest
+    `superseded`. A superseded revision need never have run: a failed upgrade whose rollback failed
+    is marked superseded too (pkg/action/rollback.go performRollback)."""
+    below = [r for r in history if before is None or r.revision < before]
+    for status in ("deployed", "superseded"):
+        good = [r for r in below if r.status == status]
+        if good:
+            return max(good, key=lambda r: r.revision)
+    return None
+
+
+def no_release(history: Sequence[Revision]) -> bool:
+    """No release to speak of: no revision, or the last one uninstalled (`uninstall --keep-history`)."""
+    return not history or history[-1].status == "uninstalled"
+
+
+def mend_args(history: Sequence[Revision], release: str, namespace: str) -> list[str] | None:
+    """The helm arguments that unstick a release whose last operation never finished: roll back to
+    the revision live before it, or uninstall when there is none (a first install, an uninstall)."""
+    if not history or not history[-1].stuck:
+        return None
+    latest = history[-1]
+    good = None if latest.status == "uninstalling" else last_deployed(history, before=latest.revision)
+    if good is not None:
+        return ["rollback", release, str(good.revision), "-n", namespace]
+    return ["uninstall", release, "-n", namespace]
 
 
 @dataclass(frozen=True)
@@ -310,34 +423,106 @@ class HelmAdapter:
 
     def repo_add(self, name: str, url: str) -> None:
         """`repo add --force-update`: the repo's index, fetched again (a changed URL replaces the old)."""
-        self._run(["repo", "add", "--force-update", name, url], "repo add", write=True)
+        # local files and a download, no cluster write: safe to retry like a read
+        self._run(["repo", "add", "--force-update", name, url], "repo add")
+
+    def conflict_args(self, force_conflicts: bool) -> list[str]:
+        """Helm 4 applies server-side: `--force-conflicts` takes fields other managers own. Helm 3
+        applies client-side and has no such flag (cmd/helm/upgrade.go @ v3.17.x): never passed."""
+        return ["--force-conflicts"] if force_conflicts and self.major >= 4 else []
 
     def upgrade_install(self, release: str, chart: ChartRef, namespace: str, version: str,
-                        values: dict[str, Any], wait_timeout_s: float, description: str) -> None:
+                        values: dict[str, Any], wait_timeout_s: float, description: str,
+                        force_conflicts: bool = False) -> None:
         """Install or upgrade to exactly these values (`--reset-values`: nothing carried over from
         earlier revisions), with the native rollback and a bounded wait. No `--create-namespace`:
         the namespace phase owns the namespace and its Pod Security labels."""
-        timeout = _duration(wait_timeout_s)
         with values_file(values) as path:
-            self._run(["upgrade", "--install", release, chart.ref, "-n", namespace,
-                       *self._version_args(chart, version), "-f", str(path), "--reset-values",
-                       *self.safety_args(), "--timeout", timeout, "--description", description,
-                       *self.cluster_args()],
-                      "upgrade --install", write=True, timeout=2 * wait_timeout_s + WRITE_MARGIN_S)
+            self._write(["upgrade", "--install", release, chart.ref, "-n", namespace,
+                         *self._version_args(chart, version), "-f", str(path), "--reset-values",
+                         *self.safety_args(), *self.conflict_args(force_conflicts),
+                         "--timeout", _duration(wait_timeout_s), "--description", description,
+                         *self.cluster_args()],
+                        "upgrade --install", release, namespace, wait_timeout_s, upgrade_limit(wait_timeout_s))
 
     def rollback(self, release: str, namespace: str, revision: int, wait_timeout_s: float) -> None:
-        self._run(["rollback", release, str(revision), "-n", namespace, *self.wait_args(),
-                   "--timeout", _duration(wait_timeout_s), *self.cluster_args()],
-                  "rollback", write=True, timeout=wait_timeout_s + WRITE_MARGIN_S)
+        self._write(["rollback", release, str(revision), "-n", namespace, *self.wait_args(),
+                     "--timeout", _duration(wait_timeout_s), *self.cluster_args()],
+                    "rollback", release, namespace, wait_timeout_s, wait_timeout_s + WRITE_MARGIN_S)
 
     def uninstall(self, release: str, namespace: str, wait_timeout_s: float) -> bool:
         """Uninstall (waiting for its resources to go); False when the release was already gone."""
         try:
-            self._run(["uninstall", release, "-n", namespace, "--wait", "--timeout", _duration(wait_timeout_s),
-                       *self.cluster_args()], "uninstall", write=True, timeout=wait_timeout_s + WRITE_MARGIN_S)
+            self._write(["uninstall", release, "-n", namespace, "--wait", "--timeout", _duration(wait_timeout_s),
+                         *self.cluster_args()], "uninstall", release, namespace, wait_timeout_s,
+                        wait_timeout_s + WRITE_MARGIN_S)
         except HelmNotFound:
             return False
         return True
+
+    # -- writes whose outcome helm could not report -------------------------------------------------
+
+    def _write(self, args: list[str], what: str, release: str, namespace: str, wait_timeout_s: float,
+               limit: float) -> None:
+        """A write to the release, decided by the release history when helm's answer is unclear."""
+        before = self._latest(release, namespace)  # a transient failure here: nothing written yet
+        try:
+            self._run(args, what, write=True, timeout=limit, grace=wait_timeout_s + KILL_MARGIN_S)
+        except HelmUncertain as exc:
+            self._settle(exc, what, release, namespace, before)
+        except ToolTimeout:
+            state, hint = self.left_behind(release, namespace)
+            raise HelmFailed(f"helm {what}: no answer within {limit:g}s, and helm was killed: {state}",
+                             detail="timeout", hint=hint) from None
+        except ToolKilled as exc:  # labup was interrupted and helm outlived the time its clean-up may take
+            state, hint = self.left_behind(release, namespace)
+            exc.message = (f"interrupted by {exc.signame}; helm {what} did not stop within {exc.grace_s:g}s "
+                           f"and helm was killed: {state}")
+            exc.hint = hint
+            raise
+
+    def _latest(self, release: str, namespace: str) -> Revision | None:
+        history = self.history(release, namespace)
+        return history[-1] if history else None
+
+    def _settle(self, exc: HelmUncertain, what: str, release: str, namespace: str, before: Revision | None) -> None:
+        """helm's write met a broken connection after it may have stored the new revision: the
+        release history says what happened. Returns when the write took effect."""
+        try:
+            history = self.history(release, namespace)
+        except LabupError as err:
+            raise HelmFailed(f"{exc.message}; the release could not be read afterwards ({err.message})", exc.detail,
+                             hint=f"whether helm's {what} took effect is not known: "
+                                  f"`{self.command('history', release, '-n', namespace)}` shows it") from None
+        latest = history[-1] if history else None
+        if _same(latest, before):  # helm stores the new revision before it touches anything else
+            raise HelmUnavailable(f"{exc.message} (the release is unchanged: nothing was written)",
+                                  hint="is the cluster up, and kubernetes.kubeconfig's server reachable?") from None
+        if what == "uninstall":
+            if no_release(history):
+                return
+        elif latest is not None and latest.status == "deployed":
+            return
+        if latest is not None and latest.stuck:
+            raise HelmReleaseBusy(f"{exc.message}; the release is left {latest.status} (revision {latest.revision})",
+                                  exc.detail) from None
+        raise HelmFailed(exc.message, exc.detail, hint=exc.hint) from None
+
+    def left_behind(self, release: str, namespace: str) -> tuple[str, str | None]:
+        """(the release's state, the command that mends it) after helm was killed mid-write."""
+        try:
+            history = self.history(release, namespace)
+        except LabupError as err:
+            return (f"the release's state could not be read ({err.message})",
+                    f"`{self.command('history', release, '-n', namespace)}` shows it")
+        if no_release(history):
+            return "no release is left", None
+        latest = history[-1]
+        args = mend_args(history, release, namespace)
+        if args is None:
+            return f"the release is at revision {latest.revision} ({latest.status})", None
+        return (f"the release is left in {latest.status} (revision {latest.revision})",
+                f"if no helm runs on it now: `{self.command(*args)}`, then run labup again")
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -346,22 +531,19 @@ class HelmAdapter:
         # checks the folder's Chart.yaml itself, and passes the pin for repo and OCI charts only.
         return [] if chart.kind == "path" else ["--version", version]
 
-    def _run(self, args: list[str], what: str, *, write: bool = False, timeout: float | None = None) -> str:
+    def _run(self, args: list[str], what: str, *, write: bool = False, timeout: float | None = None,
+             grace: float = KILL_MARGIN_S) -> str:
         limit = timeout or self.timeout_s
         try:
-            result = run_tool(self.binary, args, timeout=limit, check=False)
+            result = run_tool(self.binary, args, timeout=limit, check=False, grace_s=grace)
         except ToolTimeout:
             if write:
-                # helm was killed mid-operation: the release may be left pending-*; a blind retry
-                # would only meet "another operation is in progress". Say so instead.
-                raise HelmFailed(f"helm {what}: no answer within {limit:g}s; helm was stopped",
-                                 detail="timeout",
-                                 hint="the release may be left pending: `helm history` shows it, and "
-                                      "labup's next run says how to unstick it") from None
+                raise  # helm was killed mid-write: _write says what state the release is left in
             raise HelmUnavailable(f"helm {what}: no answer within {limit:g}s") from None
         if result.exit_code == 0:
             return result.stdout
-        raise classify(what, result.stderr, result.exit_code, write=write)
+        namespace = args[args.index("-n") + 1] if "-n" in args[:-1] else None
+        raise classify(what, result.stderr, result.exit_code, write=write, namespace=namespace)
 
 
 @contextmanager
@@ -379,6 +561,19 @@ def values_file(values: dict[str, Any]) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def upgrade_limit(wait_timeout_s: float) -> float:
+    """The process timeout of `upgrade --install`: helm's worst case, a Helm 4 first install: the CRD
+    wait, the wait (--timeout), then the native rollback's or uninstall's own wait (--timeout again:
+    pkg/action/upgrade.go failRelease `rollin.Timeout = u.Timeout`), plus startup and bookkeeping."""
+    return CRD_WAIT_S + 2 * wait_timeout_s + WRITE_MARGIN_S
+
+
+def _same(a: Revision | None, b: Revision | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.revision, a.status) == (b.revision, b.status)
 
 
 def _duration(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -263,6 +264,30 @@ def _write_error(folder: Path, exc: OSError) -> PermanentError:
 
 
 # -- swapping the binary ---------------------------------------------------------------------------
+
+
+BACKUP_NAME = re.compile(r"\.helm\.labup-backup-\d{8}T\d{6}-[0-9a-f]{6}")
+
+
+def fingerprint(path: Path) -> tuple[int | None, str | None]:
+    """(size, sha256) of a regular file, without following a symlink; (None, None) otherwise."""
+    import hashlib
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None, None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, None
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+        return info.st_size, digest.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def install(new: Path, target: Path) -> Path | None:

@@ -267,7 +267,9 @@ class KubeAdapter:
         from kubernetes.config.kube_config import load_kube_config
 
         from labup import __version__
+        from labup.adapters import kubeexec
 
+        kubeexec.install(self.timeout_s)  # an exec plugin gets the API calls' deadline
         config = Configuration()
         try:
             # persist_config=False: labup never rewrites the user's kubeconfig (token refreshes)

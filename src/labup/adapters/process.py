@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labup.errors import LabupError, TransientError
+from labup.errors import Interrupted, LabupError, TransientError
 from labup.redact import redact
 
 
@@ -43,6 +43,17 @@ class ToolTimeout(TransientError):
     pass
 
 
+class ToolKilled(Interrupted):
+    """labup was interrupted, and the tool it was running did not stop within `grace_s` of being told
+    to: it was killed, mid-operation. Still an interruption (the run stops and rolls back)."""
+
+    def __init__(self, signame: str, tool: str, grace_s: float) -> None:
+        super().__init__(signame)
+        self.tool = tool
+        self.grace_s = grace_s
+        self.message = f"interrupted by {signame}; {tool} did not stop within {grace_s:g}s and was killed"
+
+
 def find_tool(name: str, extra_dirs: Sequence[Path] = ()) -> Path | None:
     """The tool on PATH, else in one of extra_dirs (e.g. helm.install_dir)."""
     found = shutil.which(name)
@@ -57,10 +68,11 @@ def find_tool(name: str, extra_dirs: Sequence[Path] = ()) -> Path | None:
 
 def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
              env: Mapping[str, str] | None = None, stdin: str | None = None,
-             check: bool = True) -> ToolResult:
+             check: bool = True, grace_s: float = KILL_GRACE_S) -> ToolResult:
     """Run binary with args; raise ToolFailed on a non-zero exit (if check), ToolTimeout on timeout.
 
-    The child is killed if labup is interrupted while waiting, so no orphan keeps writing.
+    If labup is interrupted while waiting, the child gets SIGINT and `grace_s` to finish its own
+    clean-up, then is killed (ToolKilled), so no orphan keeps writing.
     """
     import sh
 
@@ -78,8 +90,10 @@ def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
         running.wait()
     except sh.TimeoutException:
         raise ToolTimeout(f"{name} {' '.join(args[:3])}: no answer within {timeout:g}s") from None
-    except BaseException:
-        _kill(running)
+    except BaseException as exc:
+        if _kill(running, grace_s) and isinstance(exc, KeyboardInterrupt):
+            signame = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
+            raise ToolKilled(signame, name, grace_s) from exc
         raise
     result = ToolResult(argv, running.exit_code, _text(running.stdout), _text(running.stderr))
     if check and result.exit_code != 0:
@@ -93,19 +107,22 @@ def _text(data: str | bytes | None) -> str:
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
 
 
-def _kill(running: Any, grace_s: float = KILL_GRACE_S) -> None:
+def _kill(running: Any, grace_s: float = KILL_GRACE_S) -> bool:
     """Stop the child and wait for it: a helm told to stop still undoes its own half-done install
-    (--atomic/--rollback-on-failure); labup's rollback must not start before it has finished."""
+    (--atomic/--rollback-on-failure); labup's rollback must not start before it has finished.
+    True when it had to be killed (it outlived `grace_s`)."""
     import sh
 
     process = getattr(running, "process", None)
     try:
         if process is None or not process.is_alive()[0]:
-            return
+            return False
         process.signal(signal.SIGINT)  # what a terminal's Ctrl-C would send: helm cleans up on it
         try:
             running.wait(timeout=grace_s)
         except sh.TimeoutException:
             process.kill()
+            return True
     except Exception:  # already gone: nothing to clean up
         pass
+    return False

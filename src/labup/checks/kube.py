@@ -122,6 +122,31 @@ def judge_psa(lab: Lab, labels: Mapping[str, str]) -> CheckResult:
 # -- helm-release ---------------------------------------------------------------------------------
 
 
+def _stuck(lab: Lab, status: Mapping[str, Any], state: str) -> tuple[str, str]:
+    """The release step's own stuck-release diagnosis (with the revision to roll back to) when the
+    facts carry the history; else where to find that revision."""
+    t = lab.traefik
+    history = status.get("history")
+    if not history:
+        return (f"release {t.release} is stuck in {state}",
+                f"helm upgrade refuses it until it is mended: `helm -n {t.namespace} history {t.release}` shows the "
+                f"last deployed revision, then `helm -n {t.namespace} rollback {t.release} REVISION`")
+    from labup.adapters.helm import Revision
+    from labup.traefik.diagnose import stuck_release
+
+    revisions = [Revision.from_json(item) for item in history]
+    found = stuck_release(t.release, t.namespace, revisions, _helm_command(lab))
+    return found.message, found.hint or ""
+
+
+def _helm_command(lab: Lab) -> Any:
+    """Renders a helm command line with the lab's cluster flags (as the release step's hints do)."""
+    kube = lab.kubernetes
+    flags = [*(["--kubeconfig", str(kube.kubeconfig)] if kube.kubeconfig else []),
+             *(["--kube-context", kube.context] if kube.context else [])]
+    return lambda *args: " ".join(["helm", *args, *flags])
+
+
 def helm_release(ctx: CheckContext) -> CheckResult:
     try:
         status = kube_facts(ctx).release_status()
@@ -140,10 +165,9 @@ def judge_release(lab: Lab, status: Mapping[str, Any] | None) -> CheckResult:
     chart = status.get("chart") or {}
     version = str((chart.get("metadata") or {}).get("version", "?"))
     data = {"status": state, "chart_version": version, "revision": status.get("version")}
-    if state.startswith("pending-"):
-        return CheckResult("helm-release", FAIL, f"release {t.release} is stuck in {state}",
-                           hint=f"every later helm call fails until it is rolled back: `helm -n {t.namespace} "
-                                f"rollback {t.release}`", data=data)
+    if state.startswith("pending-") or state == "uninstalling":
+        summary, hint = _stuck(lab, status, state)
+        return CheckResult("helm-release", FAIL, summary, hint=hint, data=data)
     if state != "deployed":
         return CheckResult("helm-release", FAIL, f"release {t.release} is {state}",
                            hint=f"`helm -n {t.namespace} history {t.release}` shows what happened", data=data)

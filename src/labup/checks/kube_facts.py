@@ -59,7 +59,9 @@ class LabKubeFacts:
             return None
         latest = history[-1]
         return {"info": {"status": latest.status}, "version": latest.revision,
-                "chart": {"metadata": {"name": latest.chart_name, "version": latest.chart_version}}}
+                "chart": {"metadata": {"name": latest.chart_name, "version": latest.chart_version}},
+                # every revision's number and status: a stuck release's hint names the one to go back to
+                "history": [{"revision": r.revision, "status": r.status} for r in history]}
 
 
 def _pod(obj: Mapping[str, Any]) -> TraefikPod:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labup.engine.journal import open_state_file
 from labup.errors import LockHeld
 
 
@@ -25,7 +26,7 @@ class LabLock:
         self.recovered_from: dict[str, Any] | None = None
 
     def acquire(self) -> LabLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -58,6 +58,14 @@ class Step(ABC):
         """Undo exactly what apply() did; return a one-line description of what was undone."""
         raise NotImplementedError(f"step {self.name} cannot be undone")
 
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        """Why the journaled `data` is not provably this step's change for this lab (None: it is).
+
+        Journal data is untrusted input (a hand-edited or copied file): undo() runs only after this
+        check, which compares every name, path and address in it with lab.yaml. A step that can be
+        undone must override it; the default refuses."""
+        return "labup has no way to check this journal entry against lab.yaml"
+
 
 StepsFactory = Callable[["Context"], list[Step]]
 

@@ -1,4 +1,7 @@
-"""SIGINT/SIGTERM become an Interrupted exception during a run, and are held off during rollback."""
+"""SIGINT/SIGTERM/SIGHUP become an Interrupted exception during a run, and are held off during rollback.
+
+SIGHUP is what a dropped SSH session or a closed terminal sends: it must roll back like SIGTERM, not
+end the run silently with its lock and a half-done helm upgrade left behind."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from labup.errors import Interrupted
 
 
 class SignalGuard:
-    """Raise Interrupted in the main thread on SIGINT/SIGTERM; while `shielded`, only record it."""
+    """Raise Interrupted in the main thread on SIGINT/SIGTERM/SIGHUP; while `shielded`, only record it."""
 
     def __init__(self, notify: Callable[[str], None]) -> None:
         self.notify = notify
@@ -31,7 +34,7 @@ class SignalGuard:
 
     def __enter__(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handler)
         return self
 

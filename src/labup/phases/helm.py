@@ -147,10 +147,27 @@ class HelmBinaryStep(Step):
             ctx.reporter.note(f"{folder} is not on PATH: labup uses {self.target} directly; "
                               "add the folder to PATH to run this helm yourself")
         # journaled: paths and versions only
-        return {"path": str(self.target), "version": self.cfg.version,
+        size, digest = helmbin.fingerprint(self.target)
+        return {"path": str(self.target), "version": self.cfg.version, "size": size, "sha256": digest,
                 "backup": str(backup) if backup else None,
                 "replaced_version": seen.data.get("replaced_version") if backup else None,
                 "created_dirs": [str(p) for p in created]}
+
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        """Only the lab's own install_dir/helm, its own backup beside it, and folders on the way to it."""
+        folder = self.cfg.install_dir
+        if str(data.get("path")) != str(self.target):
+            return f"it names {data.get('path')!r}, not this lab's helm {self.target} (helm.install_dir)"
+        backup = data.get("backup")
+        if backup is not None and not (isinstance(backup, str) and Path(backup).parent == folder
+                                       and helmbin.BACKUP_NAME.fullmatch(Path(backup).name)):
+            return f"its backup {backup!r} is not a labup backup in {folder}"
+        for made in data.get("created_dirs") or []:
+            if not isinstance(made, str) or not (folder == Path(made) or Path(made) in folder.parents):
+                return f"it would remove the folder {made!r}, which is not {folder} or a parent of it"
+        if not isinstance(data.get("version"), str) or not isinstance(data.get("sha256", ""), str):
+            return "its version or checksum is not text"
+        return None
 
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         target, version = Path(data["path"]), data["version"]
@@ -161,6 +178,10 @@ class HelmBinaryStep(Step):
                                  f"{backup} is gone", hint=f"{target} is still helm v{version}; "
                                  "reinstall the helm you had by hand")
         if target.exists() or target.is_symlink():
+            if data.get("sha256") and helmbin.fingerprint(target) != (data.get("size"), data["sha256"]):
+                # not the file labup installed (checked before running it: it could be anything)
+                kept = f"; the helm it replaced is still kept at {backup}" if backup else ""
+                return f"left {target} alone: it is no longer the helm v{version} labup installed{kept}"
             now = helmbin.probe(target)
             if now.version != version:  # replaced since: it is not labup's any more
                 kept = f"; the helm it replaced is still kept at {backup}" if backup else ""

@@ -119,8 +119,15 @@ class PrivilegedNamespace(Step):
         uid = (created.get("metadata") or {}).get("uid")
         return {"namespace": self.namespace, "created": True, "marker": marker, "uid": uid}
 
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        if data.get("namespace") != self.namespace:
+            return f"it names namespace {data.get('namespace')!r}, not this lab's {self.namespace} (traefik.namespace)"
+        if data.get("created") and not str(data.get("marker", "")).startswith(f"{ctx.lab.name}/"):
+            return "its creation marker is not this lab's"
+        return None
+
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
-        ns = str(data["namespace"])  # the journaled one: lab.yaml may name another since
+        ns = str(data["namespace"])  # checked by owns(): this lab's namespace
         k = kube(ctx)
         live = k.get_namespace(ns)
         if live is None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labup.adapters.helm import Revision, last_deployed
+from labup.adapters.helm import Revision, mend_args
 
 Obj = Mapping[str, Any]
 CP_TAINT = "node-role.kubernetes.io/control-plane"
@@ -246,18 +246,27 @@ def no_pod(events: Sequence[Obj], workload: str) -> Diagnosis:
 
 
 def stuck_release(release: str, namespace: str, history: Sequence[Revision], command: Any) -> Diagnosis:
-    """A release left pending-* by an interrupted helm: the status, and the command that unsticks it.
-    `command(*args)` renders a helm command line with the lab's cluster flags."""
+    """A release whose last operation never finished (pending-*, or `uninstalling` after an
+    interrupted uninstall): the status, and the command that unsticks it. `command(*args)` renders
+    a helm command line with the lab's cluster flags."""
     latest = history[-1]
-    good = last_deployed(history, before=latest.revision)
-    message = (f"release {release} in namespace {namespace} is stuck in {latest.status} (revision "
-               f"{latest.revision}): a helm operation was interrupted, and helm refuses every other one "
-               f"(`another operation (install/upgrade/rollback) is in progress`)")
-    if good is not None:
-        fix = command("rollback", release, str(good.revision), "-n", namespace)
-        hint = (f"if no helm runs on this release now, go back to revision {good.revision}, the last one "
-                f"deployed: `{fix}`, then run labup again")
+    if latest.status == "uninstalling":
+        message = (f"release {release} in namespace {namespace} is stuck in uninstalling (revision "
+                   f"{latest.revision}): a `helm uninstall` was interrupted, and helm upgrade refuses it "
+                   f"(`has no deployed releases`)")
     else:
-        fix = command("uninstall", release, "-n", namespace)
+        # only upgrade/install check for a pending release (pkg/action/upgrade.go prepareUpgrade
+        # `errPending`); rollback and uninstall do not, which is why they mend it
+        message = (f"release {release} in namespace {namespace} is stuck in {latest.status} (revision "
+                   f"{latest.revision}): a helm operation never finished (interrupted, or its answer lost), "
+                   f"and helm upgrade refuses it (`another operation (install/upgrade/rollback) is in progress`)")
+    args = mend_args(history, release, namespace) or ["uninstall", release, "-n", namespace]
+    fix = command(*args)
+    if args[0] == "rollback":
+        hint = (f"if no helm runs on this release now, go back to revision {args[2]}, the one deployed "
+                f"before: `{fix}`, then run labup again")
+    elif latest.status == "uninstalling":
+        hint = f"if no helm runs on it now, finish the uninstall: `{fix}`, then run labup again"
+    else:
         hint = f"nothing of it was ever deployed; if no helm runs on it now: `{fix}`, then run labup again"
     return Diagnosis(message, hint)

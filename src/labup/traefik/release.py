@@ -30,8 +30,10 @@ from labup.adapters.helm import (
     HelmFailed,
     HelmReleaseBusy,
     HelmRolledBack,
+    HelmStuck,
     Revision,
     last_deployed,
+    no_release,
 )
 from labup.adapters.kube import read
 from labup.adapters.kube import shared as kube
@@ -79,7 +81,7 @@ class ReleaseStep(Step):
             history = h.history(self.release, self.namespace)
         except TransientError:
             return  # the API may sit behind the VIP, which the vip phase brings up: observe() decides
-        if history and history[-1].pending:
+        if history and history[-1].stuck:  # pending-* or uninstalling: helm upgrade would refuse it
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PreflightError(stuck.message, hint=stuck.hint)
 
@@ -96,14 +98,15 @@ class ReleaseStep(Step):
         except Unreadable as exc:
             return Observation(None, f"release {where}: its deployed state could not be read{note}",
                                diff=values_diff(None, desired, "deployed values: unknown"), reason=exc.message)
-        if not history:
+        if no_release(history):  # none, or uninstalled with --keep-history: helm installs afresh
+            kept = f" (its history up to revision {history[-1].revision}, uninstalled, is kept)" if history else ""
             diff = values_diff(None, desired, f"new release {self.release}: no values deployed")
             if ctx.dry_run:
                 diff = _join(diff, self._manifest_diff(ctx, h, desired, None))
-            return Observation(False, f"new release: install {where}, chart {target}, pinned to {node}{note}",
+            return Observation(False, f"new release: install {where}, chart {target}, pinned to {node}{note}{kept}",
                                diff=diff, data={"previous": None, "had_release": False})
         latest = history[-1]
-        if latest.pending:
+        if latest.stuck:
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PermanentError(stuck.message, hint=stuck.hint)
         deployed = self._deployed_values(ctx, h, latest)
@@ -143,13 +146,16 @@ class ReleaseStep(Step):
         started = time.time()
         try:
             h.upgrade_install(self.release, self.chart, self.namespace, self.version, values, wait,
-                              description=f"labup: lab {self.lab.name}, pinned to {node}")
+                              description=f"labup: lab {self.lab.name}, pinned to {node}",
+                              force_conflicts=self.lab.traefik.force_conflicts)
         except HelmRolledBack as exc:
             raise self._rolled_back(ctx, h, exc, seen, started) from None
-        except HelmReleaseBusy:
+        except (HelmReleaseBusy, HelmStuck) as exc:  # left pending by this run, or stuck before it
             history = h.history(self.release, self.namespace)
+            if not history or not history[-1].stuck:
+                raise
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
-            raise PermanentError(stuck.message, hint=stuck.hint) from None
+            raise PermanentError(f"{stuck.message}; helm said: {exc.detail}", hint=stuck.hint) from None
         except HelmFailed as exc:
             if not seen.data.get("had_release"):
                 left = self._remove_failed_install(h)
@@ -164,13 +170,13 @@ class ReleaseStep(Step):
         h = helm(ctx)
         release, namespace = str(data["release"]), str(data["namespace"])  # the journaled ones
         history = h.history(release, namespace)
-        if not history:
+        if no_release(history):
             return f"release {release} in namespace {namespace} is already gone"
         latest = history[-1]
         if data.get("revision") is not None and latest.revision != data["revision"]:
             return (f"left release {release} alone: it is at revision {latest.revision} ({latest.status}), not "
                     f"revision {data['revision']} that labup made; `helm history {release} -n {namespace}`")
-        if latest.pending:
+        if latest.stuck:
             stuck = diagnose.stuck_release(release, namespace, history, h.command)
             raise PermanentError(stuck.message, hint=stuck.hint)
         wait = self.lab.traefik.wait_timeout_s
@@ -181,6 +187,16 @@ class ReleaseStep(Step):
         h.rollback(release, namespace, int(previous), wait)
         return f"rolled release {release} back to revision {previous}, the one live before this run " \
                f"(revision {latest.revision} was labup's)"
+
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        """Only lab.yaml's release in lab.yaml's namespace: never another namespace's release."""
+        if (data.get("release"), data.get("namespace")) != (self.release, self.namespace):
+            return (f"it names release {data.get('release')!r} in namespace {data.get('namespace')!r}, not this "
+                    f"lab's {self.release} in {self.namespace} (traefik.release, traefik.namespace)")
+        for key in ("revision", "previous"):
+            if data.get(key) is not None and not isinstance(data.get(key), int):
+                return f"its {key} {data.get(key)!r} is not a revision number"
+        return None
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -246,7 +262,8 @@ class ReleaseStep(Step):
                      started: float) -> LabupError:
         """helm undid its own failed install/upgrade: say what is live now, and why it failed."""
         why = self._why_it_failed(ctx, started)
-        hint = why.hint if why else f"`helm history` and `kubectl -n {self.namespace} get events` tell more"
+        hint = exc.hint or (why.hint if why else f"`helm history` and `kubectl -n {self.namespace} get events` "
+                                                   "tell more")
         reason = f" ({why.message})" if why else ""
         if exc.action == "uninstalled" or not seen.data.get("had_release"):
             left = self._remove_failed_install(h)
@@ -255,8 +272,13 @@ class ReleaseStep(Step):
         history = h.history(self.release, self.namespace)
         now = f"revision {history[-1].revision} ({history[-1].status})" if history else "no revision"
         before = seen.data.get("previous")
+        # helm picks its own target (the newest deployed or superseded revision: upgrade.go failRelease),
+        # which a superseded revision that never ran can be: say which one it was
+        target = _rollback_target(history[-1]) if history else None
+        went = (f"revision {before}, the one live before this run" if target in (None, before)
+                else f"revision {target} (helm's choice; revision {before} was the one live before this run)")
         return PermanentError(f"helm could not upgrade release {self.release}: {exc.detail}{reason}; helm rolled "
-                              f"it back to revision {before}, the one live before this run: now {now}", hint=hint)
+                              f"it back to {went}: now {now}", hint=hint)
 
     def _why_it_failed(self, ctx: Context, started: float) -> diagnose.Diagnosis | None:
         """The cluster's word on the failed attempt: warnings in the namespace since it started."""
@@ -278,7 +300,7 @@ class ReleaseStep(Step):
     def _remove_failed_install(self, h: HelmAdapter) -> str:
         """A first install that failed must leave nothing: check, and uninstall what helm left."""
         try:
-            if not h.history(self.release, self.namespace):
+            if no_release(h.history(self.release, self.namespace)):
                 return "no release is left"
             h.uninstall(self.release, self.namespace, self.lab.traefik.wait_timeout_s)
             return "labup uninstalled what was left of it"
@@ -332,6 +354,14 @@ def _after(stamp: str, started: float) -> bool:
     except ValueError:
         return True  # no readable time: keep it rather than hide a reason
     return when >= started - 120
+
+
+def _rollback_target(revision: Revision) -> int | None:
+    """The revision a rollback revision went back to (helm's description `Rollback to N`)."""
+    import re
+
+    found = re.match(r"Rollback to (\d+)$", revision.description)
+    return int(found.group(1)) if found else None
 
 
 def _join(*parts: str | None) -> str:

@@ -35,6 +35,8 @@ def parse_version(tag: str) -> tuple[int, int, int] | None:
     return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
+# what the patch forms and the simulator were checked against (docs/FIDELITY.md)
+SUPPORTED_TALOS = "1.11 (machine.network.interfaces) to 1.13 (Layer2VIPConfig from 1.12)"
 # talosctl 1.12.0-1.12.4 keep only the first document of a <= 1.11 node's config, in `get` and in
 # `patch`, which then sends the truncated config back (siderolabs/talos#12787, fixed in 1.12.5)
 TRUNCATING_CLIENTS = ((1, 12, 0), (1, 12, 4))

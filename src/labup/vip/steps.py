@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from labup.adapters.talos import CONTROL_PLANE_TYPES, INSTALL_URL, MachineConfig
 from labup.engine.model import Observation, Step
-from labup.errors import LabupError, PreflightError
+from labup.errors import ConfigError, LabupError, PreflightError
 from labup.vip import forms, templates
 from labup.vip.survey import Survey, label, talos
 
@@ -75,8 +75,30 @@ class NodeVipStep(Step):
                      + (f", e.g. {real[0].name}" if real else ""))
         return forms.form_for(version), label(self.node, tag)
 
+    def _check_subnet(self, ctx: Context) -> None:
+        """A VIP outside every prefix of its link can never answer ARP there: refuse before any patch
+        rather than wait out vip.wait_timeout_s and roll back."""
+        import ipaddress
+
+        vip = ipaddress.ip_address(self.want.vip)
+        prefixes = []
+        for address in self.survey.addresses(ctx, self.node):
+            try:
+                network = ipaddress.ip_interface(address.cidr).network
+            except ValueError:
+                continue
+            host_route = network.prefixlen == network.max_prefixlen  # a VIP itself: /32, /128
+            if address.link == self.want.link and network.version == vip.version and not host_route:
+                prefixes.append(network)
+        if prefixes and not any(vip in net for net in prefixes):
+            shown = ", ".join(str(n) for n in prefixes)
+            raise ConfigError("vip.address", f"{vip} is outside every prefix of {self.want.link} on "
+                              f"{label(self.node)}: {shown}",
+                              hint="the VIP must be a free address in the control planes' own subnet on that link")
+
     def preflight(self, ctx: Context) -> None:
         form, who = self._facts(ctx)
+        self._check_subnet(ctx)
         config = self.survey.machineconfig(ctx, self.node)
         forms.plan(config, form, self.want, who)  # a VIP configured elsewhere stops the run here
         self._snapshot = config
@@ -107,6 +129,16 @@ class NodeVipStep(Step):
         # journaled: which VIP, where and in which form; never the config
         return {"node": self.node.address, "name": self.node.name, "form": plan.form,
                 "vip": self.want.vip, "link": self.want.link, "created_entry": plan.created_entry}
+
+    def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
+        """The node, the VIP and the link must be lab.yaml's: a patch goes to no other node."""
+        wanted = {"node": self.node.address, "name": self.node.name, "vip": self.want.vip, "link": self.want.link}
+        for key, value in wanted.items():
+            if data.get(key) != value:
+                return f"its {key} is {data.get(key)!r}, not this lab's {value!r}"
+        if data.get("form") not in (forms.DOCUMENT, forms.INTERFACE):
+            return f"its patch form {data.get('form')!r} is not one labup writes"
+        return None
 
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         adapter = talos(ctx)

@@ -1,0 +1,77 @@
+"""Flags where kubectl, helm and talosctl users put them (issue 18, item 6) and a rollback preview
+(item 8). All offline: the example lab is only read, never contacted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labup.cli import hoist_global_options
+
+from conftest import EXAMPLE, LABUP, run_labup
+
+
+def test_global_flags_after_the_subcommand() -> None:
+    before = run_labup("-c", str(EXAMPLE), "--json", "render", "traefik")
+    after = run_labup("render", "traefik", "-c", str(EXAMPLE), "--json")
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["text"] == json.loads(before.stdout)["text"]
+    assert run_labup("render", "vip", f"--config={EXAMPLE}").returncode == 0
+
+
+@pytest.mark.parametrize("argv, hoisted", [
+    (["apply", "-c", "lab.yaml", "--dry-run"], ["-c", "lab.yaml", "apply", "--dry-run"]),
+    (["-c", "a.yaml", "verify", "--only", "vip-arp", "-q"], ["-c", "a.yaml", "-q", "verify", "--only", "vip-arp"]),
+    (["phase", "vip", "--", "-c"], ["phase", "vip", "--", "-c"]),
+    (["--json"], ["--json"]),
+])
+def test_hoisting_keeps_everything_else_in_order(argv: list[str], hoisted: list[str]) -> None:
+    assert hoist_global_options(argv) == hoisted
+
+
+def test_comma_lists_and_contradictions(tmp_path: Path) -> None:
+    plan = run_labup("-c", str(EXAMPLE), "--json", "apply", "--dry-run", "--only", "vip,helm", timeout=120)
+    phases = {s["phase"] for s in json.loads(plan.stdout)["steps"]}
+    assert phases == {"vip", "helm"}, plan.stderr
+    both = run_labup("-c", str(EXAMPLE), "verify", "--only", "vip-arp", "--skip", "vip-arp")
+    assert both.returncode == 2 and "--only and --skip both name check 'vip-arp'" in both.stderr
+    loud_and_quiet = run_labup("-v", "-q", "version")
+    assert loud_and_quiet.returncode == 2 and "contradict" in loud_and_quiet.stderr
+
+
+@pytest.mark.parametrize("args, suggestion", [
+    (["phase", "Traefik", "--dry-run"], "did you mean 'traefik'?"),
+    (["verify", "--only", "vip_arp"], "did you mean 'vip-arp'?"),
+    (["rollback", "namespce", "--dry-run"], "did you mean 'namespace'?"),
+])
+def test_names_get_a_did_you_mean(args: list[str], suggestion: str) -> None:
+    result = run_labup("-c", str(EXAMPLE), *args)
+    assert result.returncode == 2 and suggestion in result.stderr
+
+
+def test_version_command_says_what_labup_pins() -> None:
+    text = run_labup("version")
+    assert text.returncode == 0 and "Traefik chart traefik 41.3.0" in text.stdout and "Talos" in text.stdout
+    doc = json.loads(run_labup("version", "--json").stdout)
+    assert doc["traefik_chart"] == "traefik 41.3.0" and doc["helm_default"] == "4.1.4"
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    proc = subprocess.Popen(f"{LABUP} -c {EXAMPLE} render vip | head -c 1 >/dev/null", shell=True,
+                            stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_rollback_preview_and_yes(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(EXAMPLE.read_text())
+    preview = run_labup("-c", str(lab), "--json", "rollback", "--dry-run")
+    assert preview.returncode == 0 and json.loads(preview.stdout)["would_undo"] == []
+    assert not (tmp_path / ".labup").exists()  # a preview writes nothing, not even the state folder
+    no_tty = run_labup("-c", str(lab), "rollback")
+    assert no_tty.returncode == 2 and "needs --yes" in no_tty.stderr
+    assert run_labup("-c", str(lab), "rollback", "--yes").returncode == 0
