@@ -20,14 +20,14 @@ def lab() -> Lab:
 
 def traefik_line(kind: str, ca: str = PRODUCTION_CA) -> str:
     return (f"2026-12-04T10:00:00Z ERR Unable to obtain ACME certificate for domains "
-            f"{FAILURES[kind].format(d='tazlab.net')} ACME CA={ca} acmeCA={ca} domains=[\"tazlab.net\"] "
+            f"{FAILURES[kind].format(d='lab.example.net')} ACME CA={ca} acmeCA={ca} domains=[\"lab.example.net\"] "
             "providerName=letsencrypt.acme")
 
 
 @pytest.mark.parametrize("kind, words", [
     ("rate-limit", "rate limit reached until 2026-12-05 09:12:34 UTC"),
-    ("connection", "could not connect to tazlab.net on port 80"),
-    ("dns", "cannot resolve tazlab.net"),
+    ("connection", "could not connect to lab.example.net on port 80"),
+    ("dns", "cannot resolve lab.example.net"),
     ("unauthorized", "answered by something other than this Traefik"),
     ("contact", "refuses the account email"),
 ])

@@ -68,12 +68,28 @@ def test_bad_usage_exits_2() -> None:
     assert result.returncode == 2 and "render vip or render traefik" in result.stderr
 
 
-def test_init_writes_a_valid_lab_and_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_init_writes_the_users_lab_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    """Issue 18 (7): the facts given make a lab.yaml that validates; none given (no terminal) makes one
+    that does not, naming what to replace; the folder is created; `-` prints it."""
+    facts = ["--node", "cp-1=192.0.2.10:controlplane", "--node", "wk-1=192.0.2.11:worker", "--vip", "192.0.2.250",
+             "--interface", "eno1", "--domain", "lab.example.net", "--email", "ops@labup-tests.dev"]
+    made = run_labup("init", str(tmp_path / "new" / "lab"), *facts)
+    assert made.returncode == 0, made.stderr
+    assert "run `labup -c" in made.stderr and "CHANGE-ME" not in made.stderr
+    from labup.config import load
+
+    lab = load(tmp_path / "new" / "lab" / "lab.yaml")
+    assert [(n.name, n.address, n.role) for n in lab.nodes] == [("cp-1", "192.0.2.10", "controlplane"),
+                                                               ("wk-1", "192.0.2.11", "worker")]
+    assert (lab.vip.address, lab.vip.interface, lab.traefik.domains) == ("192.0.2.250", "eno1", ("lab.example.net",))
+    assert run_labup("init", "-", *facts).stdout == (tmp_path / "new" / "lab" / "lab.yaml").read_text()
+
     first = run_labup("init", str(tmp_path))
     assert first.returncode == 0, first.stderr
     written = tmp_path / "lab.yaml"
-    assert written.read_text() == EXAMPLE.read_text()
-    assert "# " in written.read_text()  # commented
+    assert "# " in written.read_text() and "CHANGE-ME" in written.read_text()  # commented, and not usable yet
+    refused = run_labup("-c", str(written), "render", "vip")
+    assert refused.returncode == 2 and "'CHANGE-ME' is not an IPv4 or IPv6 address" in refused.stderr
     written.write_text(written.read_text() + "# mine\n")
     second = run_labup("init", str(tmp_path))
     assert second.returncode == 2

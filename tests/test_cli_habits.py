@@ -75,3 +75,20 @@ def test_rollback_preview_and_yes(tmp_path: Path) -> None:
     no_tty = run_labup("-c", str(lab), "rollback")
     assert no_tty.returncode == 2 and "needs --yes" in no_tty.stderr
     assert run_labup("-c", str(lab), "rollback", "--yes").returncode == 0
+
+
+def test_a_reserved_email_is_refused_by_a_real_apply_and_a_warning_otherwise(no_outside_tools: None,
+                                                                            tmp_path: Path) -> None:
+    """Issue 18 (3): Let's Encrypt refuses example.com/.test/.invalid contacts at registration, after the
+    whole deploy; labup says so first. The example (documentation addresses) is such a lab."""
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(EXAMPLE.read_text())
+    real = run_labup("-c", str(lab), "phase", "traefik")
+    assert real.returncode == 2, real.stderr
+    assert "traefik.acme.email: 'admin@lab.example.net' is at a reserved domain" in real.stderr
+    assert not (tmp_path / ".labup" / "journal.jsonl").exists() or "applied" not in \
+        (tmp_path / ".labup" / "journal.jsonl").read_text()
+    dry = run_labup("-c", str(lab), "phase", "traefik", "--dry-run")
+    assert dry.returncode == 0 and "warning: traefik.acme.email" in dry.stderr
+    render = run_labup("-c", str(lab), "render", "traefik")
+    assert render.returncode == 0 and "warning: traefik.acme.email" in render.stderr

@@ -61,9 +61,9 @@ def test_invalid_lab_exits_2_naming_the_field(case: dict[str, Any], tmp_path: Pa
 def test_example_is_valid_and_has_the_story_lab() -> None:
     lab = load(EXAMPLE)
     assert [(n.name, n.address, n.role) for n in lab.nodes] == [
-        ("talos-unw-ifc", "192.168.1.253", "controlplane"), ("talos-worker-1", "192.168.1.127", "worker")]
-    assert (lab.vip.address, lab.vip.interface) == ("192.168.1.250", "ens18")
-    assert lab.traefik.domains == ("tazlab.net",)
+        ("talos-unw-ifc", "192.0.2.253", "controlplane"), ("talos-worker-1", "192.0.2.127", "worker")]
+    assert (lab.vip.address, lab.vip.interface) == ("192.0.2.250", "ens18")
+    assert lab.traefik.domains == ("lab.example.net",)
     assert lab.traefik.acme.storage_dir == "/var/mnt/traefik"
 
 

@@ -39,7 +39,7 @@ def _inet_destinations(trace: str) -> list[str]:
 
 def test_example_dry_run_plans_every_phase_offline(traced) -> None:
     result, trace = traced("-c", str(EXAMPLE), "--json", "apply", "--dry-run")
-    assert "192.168." not in trace
+    assert "192.0.2." not in trace
     assert all(addr.startswith(("127.", "::1")) for addr in _inet_destinations(trace)), trace
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -51,7 +51,7 @@ def test_example_dry_run_plans_every_phase_offline(traced) -> None:
     assert "nothing was changed" in result.stderr
     # state it cannot read is unknown, yet the plan still says what would be sent
     diffs = {f"{s['phase']}/{s['step']}": s.get("diff") or "" for s in doc["steps"]}
-    assert "kind: Layer2VIPConfig" in diffs["vip/talos-unw-ifc"] and "name: 192.168.1.250" in diffs["vip/talos-unw-ifc"]
+    assert "kind: Layer2VIPConfig" in diffs["vip/talos-unw-ifc"] and "name: 192.0.2.250" in diffs["vip/talos-unw-ifc"]
     assert "is a worker: no VIP patch" in diffs["vip/talos-worker-1"]
     assert "+ pod-security.kubernetes.io/enforce: privileged" in diffs["namespace/pod-security"]
     assert "hostNetwork: true" in diffs["traefik/release"]
@@ -61,6 +61,6 @@ def test_example_dry_run_plans_every_phase_offline(traced) -> None:
 def test_render_sends_nothing(traced) -> None:
     for what in ("vip", "traefik"):
         result, trace = traced("-c", str(EXAMPLE), "render", what)
-        assert "192.168." not in trace
+        assert "192.0.2." not in trace
         assert not _inet_destinations(trace), trace
         assert result.returncode == 0, result.stderr

@@ -188,7 +188,7 @@ def test_lost_answer_after_the_release_was_deployed_is_success_without_a_second_
         version: str, emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab(version)
     assert lab.labup("phase", "traefik")[0].returncode == 0
-    lab.write(acme={"email": "ops@tazlab.net"})
+    lab.write(acme={"email": "ops@labup-tests.dev"})
     # The Secret update that marks revision 2 deployed is stored, and its answer never comes: helm
     # (pkg/action/upgrade.go RunWithContext/`Releases.Update(upgradedRelease)`) fails with `: EOF`.
     drop = emu.drop_after_commit("PUT", rf"^/api/v1/namespaces/{NS}/secrets/sh\.helm\.release\.v1\.{REL}\.v2$")
@@ -204,7 +204,7 @@ def test_lost_answer_after_the_pending_revision_was_written_is_stuck_not_retried
         version: str, emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab(version)
     assert lab.labup("phase", "traefik")[0].returncode == 0
-    lab.write(acme={"email": "ops@tazlab.net"})
+    lab.write(acme={"email": "ops@labup-tests.dev"})
     # The POST that creates revision 2 (pending-upgrade) is stored and the connection dropped:
     # helm stops there (pkg/action/upgrade.go performUpgrade: `Releases.Create(upgradedRelease)`).
     drop = emu.drop_after_commit("POST", rf"^/api/v1/namespaces/{NS}/secrets$", how="reset")
@@ -269,14 +269,14 @@ def test_helm4_conflict_is_diagnosed_and_force_conflicts_takes_the_field(
     dep["spec"]["replicas"] = 2
     emu.update("apps/v1", "Deployment", dep)
     emu.own_field("apps/v1", "Deployment", "traefik", NS, ".spec.replicas", "kubectl-scale")
-    lab.write(acme={"email": "ops@tazlab.net"})
+    lab.write(acme={"email": "ops@labup-tests.dev"})
     failed, doc = lab.labup("phase", "traefik")
     assert failed.returncode == 1
     assert 'field manager "kubectl-scale" owns .spec.replicas of Deployment traefik/traefik' in doc["error"]
     assert "traefik.force_conflicts: true" in doc["hint"]
     assert "--force-conflicts" not in upgrades(lab)[-1]
 
-    lab.write(acme={"email": "ops@tazlab.net"}, force_conflicts=True)
+    lab.write(acme={"email": "ops@labup-tests.dev"}, force_conflicts=True)
     ok, doc = lab.labup("phase", "traefik")
     assert ok.returncode == 0, doc
     assert "--force-conflicts" in upgrades(lab)[-1]
@@ -365,7 +365,7 @@ def test_helm_killed_after_its_grace_leaves_a_message_with_the_mend(
         version: str, emu: KubeEmulator, make_lab: Callable[..., TraefikLab]) -> None:
     lab = make_lab(version)
     assert lab.labup("phase", "traefik")[0].returncode == 0
-    lab.write(acme={"email": "ops@tazlab.net"})
+    lab.write(acme={"email": "ops@labup-tests.dev"})
     stuck, release_hook = threading.Event(), threading.Event()
 
     def hang(req: AdmissionRequest) -> None:  # the Deployment write never answers (until the test ends)

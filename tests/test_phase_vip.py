@@ -349,17 +349,17 @@ def test_a_later_phase_failure_rolls_the_vip_back(vip_lab: Callable[..., VipLab]
 
 def test_render_prints_the_patch_for_each_control_plane_offline(write_lab: Callable[..., Path]) -> None:
     data = example_data()
-    data["nodes"].insert(1, {"name": "talos-cp-2", "address": "192.168.1.252", "role": "controlplane"})
+    data["nodes"].insert(1, {"name": "talos-cp-2", "address": "192.0.2.252", "role": "controlplane"})
     result = run_labup("-c", str(write_lab(data)), "render", "vip")
     assert result.returncode == 0, result.stderr
     docs = list(yaml.safe_load_all(result.stdout))
-    assert docs == [{"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": "192.168.1.250",
+    assert docs == [{"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": "192.0.2.250",
                      "link": "ens18"}]
     out = result.stdout
-    assert "#   talos-unw-ifc (192.168.1.253)" in out and "#   talos-cp-2 (192.168.1.252)" in out
+    assert "#   talos-unw-ifc (192.0.2.253)" in out and "#   talos-cp-2 (192.0.2.252)" in out
     assert "assumes Talos >= 1.12" in out
     assert f"Workers get no VIP patch: Talos refuses it there (\"{WORKER_WALL}\")" in out
-    assert "#   talos-worker-1 (192.168.1.127)" in out
+    assert "#   talos-worker-1 (192.0.2.127)" in out
     assert "#         dhcp: true" in out  # the <= 1.11 form, for reference
 
 
@@ -393,7 +393,7 @@ def test_talosctl_usage_text_is_not_part_of_the_message(tmp_path: Path) -> None:
     from talos_sim.fixtures import start_sim
 
     sim = start_sim(tmp_path / "sim")
-    done = sim.run("-n", "192.168.1.253", "get", "a", "b", "c")
+    done = sim.run("-n", "192.0.2.253", "get", "a", "b", "c")
     assert done.returncode == 1 and "\nUsage:\n" in done.stderr and "Global Flags:" in done.stderr
     text = talos_error_text(done.stderr)
     assert text == "accepts between 1 and 2 arg(s), received 3"

@@ -123,7 +123,7 @@ def test_rendered_values_template_and_lint_with_the_real_schema(tmp_path: Path) 
         assert done.returncode == 0, done.stderr
     stores = [d for d in yaml.safe_load_all(done.stdout) if d and d.get("kind") == "TLSStore"]
     assert [(s["metadata"]["name"], s["metadata"]["namespace"]) for s in stores] == [("default", "traefik")]
-    assert stores[0]["spec"]["defaultGeneratedCert"]["domain"] == {"main": "tazlab.net"}
+    assert stores[0]["spec"]["defaultGeneratedCert"]["domain"] == {"main": "lab.example.net"}
 
 
 # Every key the issue asks for (FACTS.md §3), as `path: value` in the rendered values.
@@ -144,8 +144,8 @@ EXPECTED: dict[str, Any] = {
     "ports/web/http/redirections/entryPoint": {"to": "websecure", "scheme": "https", "permanent": True},
     "ports/websecure/http/tls/enabled": True,
     "ports/websecure/http/tls/certResolver": "letsencrypt",
-    "ports/websecure/http/tls/domains": [{"main": "tazlab.net"}],
-    "certificatesResolvers/letsencrypt/acme/email": "admin@tazlab.net",
+    "ports/websecure/http/tls/domains": [{"main": "lab.example.net"}],
+    "certificatesResolvers/letsencrypt/acme/email": "admin@lab.example.net",
     "certificatesResolvers/letsencrypt/acme/storage": "/data/acme.json",
     "certificatesResolvers/letsencrypt/acme/httpChallenge": {"entryPoint": "web"},
     "deployment/additionalVolumes": [
@@ -161,7 +161,7 @@ EXPECTED: dict[str, Any] = {
     "securityContext/allowPrivilegeEscalation": False,
     "securityContext/readOnlyRootFilesystem": True,
     "service/enabled": False,
-    "providers/kubernetesIngress/ingressEndpoint/ip": "192.168.1.250",
+    "providers/kubernetesIngress/ingressEndpoint/ip": "192.0.2.250",
     "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
                      "effect": "NoSchedule"}],
     "nodeSelector": {"kubernetes.io/hostname": "talos-unw-ifc"},
@@ -384,6 +384,6 @@ def test_template_placeholders_are_values_not_text() -> None:
 def test_node_found_at_run_time_is_pinned(tmp_path: Path) -> None:
     rendered = build(load(lab_with(tmp_path)), node="talos-cp-2")
     assert rendered.values["nodeSelector"] == {"kubernetes.io/hostname": "talos-cp-2"}
-    assert "# nodeSelector: talos-cp-2 holds the VIP 192.168.1.250." in rendered.to_yaml()
+    assert "# nodeSelector: talos-cp-2 holds the VIP 192.0.2.250." in rendered.to_yaml()
     with pytest.raises(PermanentError):
         build(load(lab_with(tmp_path)), node="bad node\nx: 1")

@@ -58,12 +58,29 @@ def _finish(code: int) -> None:
 
 
 @app.command()
-def init(ctx: typer.Context,
-         directory: Annotated[Path, typer.Argument(help="folder for the new lab.yaml")] = Path(".")) -> None:
-    """Write a commented lab.yaml to start from (refuses to overwrite one)."""
-    from labup import runs
+def init(
+    ctx: typer.Context,
+    directory: Annotated[str, typer.Argument(help="folder for the new lab.yaml (created), or - for stdout")]
+    = ".",
+    node: Annotated[list[str] | None, typer.Option(
+        "--node", help="NAME=ADDRESS[:ROLE], repeatable (ROLE: controlplane or worker)")] = None,
+    vip: Annotated[str | None, typer.Option("--vip", help="the VIP: a free address in the nodes' subnet")] = None,
+    interface: Annotated[str | None, typer.Option("--interface", help="the control planes' link, e.g. ens18")]
+    = None,
+    domain: Annotated[list[str] | None, typer.Option("--domain", help="a domain for the certificate, repeatable")]
+    = None,
+    email: Annotated[str | None, typer.Option("--email", help="the Let's Encrypt account email")] = None,
+    challenge: Annotated[str | None, typer.Option("--challenge", help="http (port 80) or tls (port 443)")] = None,
+) -> None:
+    """Write your lab.yaml: from the flags, asking on a terminal for what is missing (never overwrites)."""
+    from labup import initlab, runs
 
-    _finish(runs.init(ctx.obj, directory))
+    try:
+        facts = initlab.Facts(nodes=[initlab.parse_node(n) for n in node or []], vip=vip, interface=interface,
+                              domains=runs.split_names(domain or []), email=email, challenge=challenge)
+    except runs.UsageError as exc:
+        raise typer.BadParameter(exc.message) from None
+    _finish(runs.init(ctx.obj, directory, facts))
 
 
 @app.command()

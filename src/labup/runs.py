@@ -133,23 +133,36 @@ def _select(names: list[str], only: list[str], skip: list[str], what: str) -> li
 # -- commands -------------------------------------------------------------------------------------
 
 
-def init(opts: Options, directory: Path) -> int:
+def init(opts: Options, directory: str, facts: Any) -> int:
+    """Write the user's lab.yaml (or `-`: print it). Facts come from the flags, then from questions on a
+    terminal; without a terminal, what is missing becomes a CHANGE-ME placeholder that fails validation."""
     def body() -> int:
+        from labup import initlab
         from labup.resources import example_lab
 
-        target = directory / "lab.yaml"
-        if not directory.is_dir():
-            raise UsageError(f"DIR: '{directory}' is not a folder")
+        facts_in = initlab.ask_missing(facts) if sys.stdin.isatty() and directory != "-" else facts
+        text = initlab.render(example_lab().read_text(), facts_in)
+        if directory == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        folder = Path(directory)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"DIR: cannot create '{folder}': {exc.strerror}") from None
+        target = folder / "lab.yaml"
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             raise UsageError(f"{target} already exists: labup init never overwrites it",
                              hint="edit it, or pass another folder") from None
         with os.fdopen(fd, "w") as fh:
-            fh.write(example_lab().read_text())
-        _reporter(opts).note(f"wrote {target}: edit nodes, vip and traefik, then run "
-                             f"`labup -c {target} apply --dry-run`")
-        _emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target)})
+            fh.write(text)
+        todo = "replace each CHANGE-ME, then " if initlab.PLACEHOLDER in text else ""
+        # the next step in plain weight on stderr: it is what the user reads next, not a side note
+        sys.stderr.write(f"wrote {target}: {todo}run `labup -c {target} apply --dry-run`\n")
+        _emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target),
+                          "placeholders": initlab.PLACEHOLDER in text})
         return EXIT_OK
 
     return guarded(opts, "init", body)

@@ -126,3 +126,19 @@ def version_tuple(value: str) -> tuple[int, int, int]:
     core = value.lstrip("v").split("-", 1)[0].split("+", 1)[0]
     major, minor, patch = (int(part) for part in core.split(".")[:3])
     return major, minor, patch
+
+
+# Let's Encrypt refuses an account whose contact is at a reserved domain (RFC 2606/6761): boulder's
+# policy `contact email has forbidden domain` - at registration, i.e. after the whole deploy
+_RESERVED_SUFFIXES = (".test", ".invalid", ".localhost", ".example", ".local")
+_RESERVED_DOMAINS = ("example.com", "example.org", "example.net")
+
+
+def reserved_email(value: str) -> str | None:
+    """Why Let's Encrypt would refuse this account email, or None."""
+    domain = value.rpartition("@")[2].lower().rstrip(".")
+    if any(domain == d or domain.endswith("." + d) for d in _RESERVED_DOMAINS) or \
+            domain.endswith(_RESERVED_SUFFIXES) or domain in ("test", "invalid", "localhost", "example", "local"):
+        return (f"'{value}' is at a reserved domain ({domain}): Let's Encrypt refuses it when Traefik registers "
+                "(\"contact email has forbidden domain\"), which happens only after the whole deploy")
+    return None

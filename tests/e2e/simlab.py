@@ -233,7 +233,7 @@ class SimLab:
             "kubernetes": {"kubeconfig": str(self.kubeconfig), "timeout_s": 5},
             "helm": {"version": self.helm_version, "install_dir": str(self.helm_bin)},
             "traefik": {"namespace": self.traefik_namespace, "chart": str(self.chart), "domains": [self.domain],
-                        "acme": {"email": f"admin@{self.domain}"}, "wait_timeout_s": 10,
+                        "acme": {"email": "admin@labup-tests.dev"}, "wait_timeout_s": 10,
                         "cert_timeout_s": 20},
             "verify": {"timeout_s": 3, "ca_file": str(self.certs.ca.cert_path)},
             "retry": {"attempts": 4, "initial_s": 0.01, "max_s": 0.05, "total_s": 10},

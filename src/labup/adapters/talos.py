@@ -82,8 +82,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Address:
-    id: str  # <link>/<ip>/<prefix>, e.g. ens18/192.168.1.250/32
-    cidr: str  # spec.address: 192.168.1.250/32
+    id: str  # <link>/<ip>/<prefix>, e.g. ens18/192.0.2.250/32
+    cidr: str  # spec.address: 192.0.2.250/32
     link: str
 
     @property

@@ -37,8 +37,13 @@ def steps(ctx: Context) -> list[Step]:
 def render(lab: Lab) -> str:
     """`labup render traefik`: the values labup would install, as YAML. No cluster is asked, so the
     first control-plane node stands in for the VIP holder (said in a comment at the top)."""
-    from labup.traefik.values import build  # jsonschema is imported only when values are built
+    import sys
 
+    from labup.traefik.values import build  # jsonschema is imported only when values are built
+    from labup.validators import reserved_email
+
+    if problem := reserved_email(lab.traefik.acme.email):
+        sys.stderr.write(f"labup: warning: traefik.acme.email: {problem}\n")
     return build(lab).to_yaml()
 
 

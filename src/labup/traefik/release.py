@@ -38,7 +38,7 @@ from labup.adapters.helm import (
 from labup.adapters.kube import read
 from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
-from labup.errors import LabupError, PermanentError, PreflightError, TransientError, Unreadable
+from labup.errors import ConfigError, LabupError, PermanentError, PreflightError, TransientError, Unreadable
 from labup.traefik import diagnose
 from labup.traefik.access import helm
 from labup.traefik.diffs import comparable, manifest_diff, values_diff
@@ -69,6 +69,12 @@ class ReleaseStep(Step):
     # -- read -------------------------------------------------------------------------------------
 
     def preflight(self, ctx: Context) -> None:
+        from labup.validators import reserved_email
+
+        if problem := reserved_email(self.lab.traefik.acme.email):
+            if not ctx.dry_run:  # a real apply would deploy everything, then fail at ACME registration
+                raise ConfigError("traefik.acme.email", problem, hint="use an address at a domain you own")
+            ctx.reporter.note(f"warning: traefik.acme.email: {problem}")
         values = self._values(ctx, None)  # refused values: ConfigError before any helm call
         check_local_chart(self.chart, self.version)
         h = helm(ctx)  # no helm: Unreadable (a dry run shows unknown, an apply stops here)
