@@ -92,3 +92,18 @@ def test_a_reserved_email_is_refused_by_a_real_apply_and_a_warning_otherwise(no_
     assert dry.returncode == 0 and "warning: traefik.acme.email" in dry.stderr
     render = run_labup("-c", str(lab), "render", "traefik")
     assert render.returncode == 0 and "warning: traefik.acme.email" in render.stderr
+
+
+def test_a_plan_counts_checks_apart_and_says_what_it_could_not_read(no_outside_tools: None) -> None:
+    """Issue 18 (5): verify's checks are `would-run`, never changes; an offline plan is incomplete (said
+    in the JSON); --detailed-exitcode: 5 changes pending, 6 nothing known to change but unread state."""
+    plan = run_labup("-c", str(EXAMPLE), "--json", "apply", "--dry-run", "--detailed-exitcode")
+    doc = json.loads(plan.stdout)
+    assert plan.returncode == 5 and doc["complete"] is False
+    unread = run_labup("-c", str(EXAMPLE), "phase", "namespace", "--dry-run", "--detailed-exitcode")
+    assert unread.returncode == 6, unread.stderr  # no kubeconfig: nothing known, nothing proven
+    verify = [s for s in doc["steps"] if s["phase"] == "verify"]
+    assert verify and {s["status"] for s in verify} == {"would-run"}
+    assert doc["counts"]["would-run"] == len(verify) and "summary: " in plan.stderr and "would-run" in plan.stderr
+    plain = run_labup("-c", str(EXAMPLE), "apply", "--dry-run")
+    assert plain.returncode == 0

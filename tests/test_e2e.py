@@ -79,6 +79,9 @@ def test_fresh_apply_converges_and_verifies_then_reapply_writes_nothing(
         simlab: Callable[..., SimLab], talos: str, helm: str) -> None:
     lab = simlab(talos_version=talos, helm_version=helm)
     cp = lab.node("cp-1")
+    plan = lab.labup("apply", "--dry-run", "--detailed-exitcode")
+    assert plan.returncode == 5, plan.stderr[-2000:]  # changes pending
+    assert {s["status"] for s in plan.steps("verify").values()} == {"would-run"}  # checks are no changes
     first = ok(lab.labup("apply"))
     assert first.doc["ok"] is True
     assert_verified(first)
@@ -100,6 +103,9 @@ def test_fresh_apply_converges_and_verifies_then_reapply_writes_nothing(
     assert spent.talos_patches == 0 and spent.helm_writes == 0 and spent.api_writes == 0, spent.as_dict()
     assert {s["status"] for s in second.steps().values()} <= {"ok", "pass", "skip"}, second.steps()
     assert_verified(second)
+    nothing = lab.labup("apply", "--dry-run", "--detailed-exitcode")
+    assert nothing.returncode == 0, nothing.stderr[-2000:]  # nothing to do, and everything was read
+    assert nothing.doc["complete"] is True and "would-change" not in nothing.doc["counts"]
 
 
 # -- the seven walls (FACTS.md §1) -----------------------------------------------------------------

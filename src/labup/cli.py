@@ -27,6 +27,10 @@ app = typer.Typer(
 )
 
 
+DETAILED_HELP = ("exit 0 when there is nothing to do, 5 when changes are pending (or were made), 6 when "
+                 "nothing is known to change but some state could not be read; errors keep 1-4")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"labup {__version__}")
@@ -92,11 +96,14 @@ def apply(
         "--only", help="run only these phases (repeatable, or a comma list)")] = None,
     skip: Annotated[list[str] | None, typer.Option(
         "--skip", help="skip these phases (repeatable, or a comma list)")] = None,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help=DETAILED_HELP)] = False,
 ) -> None:
     """Run every phase in order (vip, helm, namespace, traefik), then verify."""
     from labup import runs
 
-    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=only or [], skip=skip or []))
+    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=only or [], skip=skip or [],
+                       detailed_exitcode=detailed_exitcode))
 
 
 @app.command(help="Run one phase. The phases, in order:\n\n" + phases_help().replace("\n", "\n\n"))
@@ -105,10 +112,12 @@ def phase(
     name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PHASE_NAMES)}", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read and show the plan; change nothing")]
     = False,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help=DETAILED_HELP)] = False,
 ) -> None:
     from labup import runs
 
-    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=[name], skip=[], single=True))
+    _finish(runs.apply(ctx.obj, dry_run=dry_run, only=[name], skip=[], single=True,
+                       detailed_exitcode=detailed_exitcode))
 
 
 @app.command()

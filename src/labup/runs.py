@@ -168,7 +168,8 @@ def init(opts: Options, directory: str, facts: Any) -> int:
     return guarded(opts, "init", body)
 
 
-def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], single: bool = False) -> int:
+def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], single: bool = False,
+          detailed_exitcode: bool = False) -> int:
     command = f"phase {only[0]}" if single else "apply"
 
     def body() -> int:
@@ -177,12 +178,14 @@ def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], sin
         from labup.phases import load_phase
 
         phases = [load_phase(n) for n in names]
-        return run_phases(opts, lab, phases, command + (" --dry-run" if dry_run else ""), dry_run)
+        return run_phases(opts, lab, phases, command + (" --dry-run" if dry_run else ""), dry_run,
+                          detailed_exitcode=detailed_exitcode)
 
     return guarded(opts, command, body)
 
 
-def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run: bool) -> int:
+def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run: bool, *,
+               detailed_exitcode: bool = False) -> int:
     """Run phases under the lab's lock and journal (dry runs take neither: they change nothing)."""
     from labup.engine.context import Context
     from labup.engine.journal import Journal, ensure_state_dir
@@ -204,7 +207,7 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
             report = Runner(ctx, phases, command, journal=journal).run()
     reporter.summary(report)
     _emit_json(opts, report.as_dict())
-    return report.exit_code
+    return report.detailed_exit_code() if detailed_exitcode else report.exit_code
 
 
 def _fresh_journal_if_untrusted(journal: Any, reporter: Any) -> None:

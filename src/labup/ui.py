@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from labup.checks.model import CheckResult
     from labup.engine.model import RunReport, StepResult
 
-_STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "unknown": "magenta",
+_STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "would-run": "dim", "unknown": "magenta",
           "failed": "bold red", "undone": "yellow", "undo-failed": "bold red", "not-built": "red",
           "skipped": "dim", "pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 

@@ -139,7 +139,7 @@ class Runner:
         started = time.monotonic()
         self._current = (phase, step.name)  # cleared only when the step ends without raising
         if getattr(step, "kind", "change") == "check" and self.ctx.dry_run:
-            self._record(m.StepResult(phase, step.name, m.PLANNED, summary="would run this check"))
+            self._record(m.StepResult(phase, step.name, m.WOULD_RUN, summary="would run this check"))
             return
         with self.reporter.step(phase, step.name, spinner=step.long_running):
             try:
