@@ -107,3 +107,22 @@ def test_a_plan_counts_checks_apart_and_says_what_it_could_not_read(no_outside_t
     assert doc["counts"]["would-run"] == len(verify) and "summary: " in plan.stderr and "would-run" in plan.stderr
     plain = run_labup("-c", str(EXAMPLE), "apply", "--dry-run")
     assert plain.returncode == 0
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--node", "cp\n    address: 192.0.2.77\n    role: controlplane\n  - name: x=192.0.2.10"], "--node"),
+    (["--node", "cp-1=192.0.2.10:controlplane", "--domain", "a.example.net\nx: 1"], "--domain"),
+    (["--node", "cp-1=192.0.2.10:controlplane", "--email", "a@b.net\nvip: {}"], "--email"),
+    (["--node", "cp-1=192.0.2.10", "--vip", "192.0.2.250'"], "--vip"),
+    (["--node", "cp-1=192.0.2.10", "--challenge", "dns"], "--challenge"),
+])
+def test_init_checks_every_fact_before_writing(flags: list[str], named: str, tmp_path: Path) -> None:
+    run = run_labup("init", str(tmp_path / "lab"), *flags)
+    assert run.returncode == 2 and f"labup: error: {named}: " in run.stderr, run.stderr
+    assert not (tmp_path / "lab" / "lab.yaml").exists()
+
+
+def test_an_empty_only_never_means_everything() -> None:
+    for value in ("", ","):
+        run = run_labup("-c", str(EXAMPLE), "apply", "--dry-run", "--only", value)
+        assert run.returncode == 2 and "an empty phase name" in run.stderr

@@ -276,3 +276,85 @@ def test_redaction_covers_json_assignments_and_flow_yaml(text: str, secret: str)
 
     shown = redact(text)
     assert secret not in shown and "<redacted>" in shown
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA"),
+    ("fetching https://me:hunter2@git.example.net/repo", "hunter2"),
+    ("{'token': 'abc123def'}", "abc123def"),
+    ("token eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4", "SflKxwRJSMeKKF2QT4"),
+    ("key id AKIAABCDEFGHIJKLMNOP", "AKIAABCDEFGHIJKLMNOP"),
+    ('{"client_secret": "s3cr3tvalue"}', "s3cr3tvalue"),
+    ("x-api-key: k123456", "k123456"),
+])
+def test_redaction_covers_what_exec_plugins_print(text: str, secret: str) -> None:
+    from labup.redact import redact
+
+    assert secret not in redact(text)
+
+
+# -- found by a red-team pass ---------------------------------------------------------------------------
+
+
+def test_a_helm_entry_without_a_checksum_is_refused_and_never_run(lab_path: Path, tmp_path: Path) -> None:
+    """A hand-written entry for the lab's own install_dir/helm: without the installed file's checksum
+    nothing proves the file there is labup's, so it is neither run (to ask its version) nor removed."""
+    marker = tmp_path / "ran"
+    helm = tmp_path / "bin" / "helm"
+    helm.parent.mkdir()
+    helm.write_text(f"#!/bin/sh\ntouch {marker}\necho v3.14.0\n")
+    helm.chmod(0o755)
+    journal_lines(lab_path, {"phase": "helm", "step": "binary", "undo": {
+        "path": str(helm), "version": "3.14.0", "backup": None, "created_dirs": [str(helm.parent)]}})
+    run = run_labup("-c", str(lab_path), "rollback", "--yes")
+    assert run.returncode == 3 and "records no checksum" in run.stderr
+    assert helm.exists() and not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
+def test_a_journal_that_is_not_a_regular_file_is_refused_without_hanging(lab_path: Path, kind: str) -> None:
+    state = lab_path.parent / ".labup"
+    state.mkdir(mode=0o700)
+    journal = state / "journal.jsonl"
+    if kind == "directory":
+        journal.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(journal)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod of a device needs root")
+        os.mknod(journal, 0o600 | 0o020000, os.makedev(1, 5))  # /dev/zero's numbers
+    for args in (("rollback", "--dry-run"), ("rollback", "--yes")):
+        start = time.monotonic()
+        run = run_labup("-c", str(lab_path), *args, timeout=30)
+        assert time.monotonic() - start < 5
+        assert run.returncode == 2 and "is not a regular file" in run.stderr, run.stderr
+
+
+def test_an_endless_journal_line_is_read_in_bounded_pieces(lab_path: Path) -> None:
+    state = lab_path.parent / ".labup"
+    state.mkdir(mode=0o700)
+    with (state / "journal.jsonl").open("wb") as fh:
+        chunk = b"x" * (1 << 20)
+        for _ in range(64):  # 64 MiB without a newline
+            fh.write(chunk)
+    import resource
+
+    # in a child of its own, so RUSAGE_CHILDREN is this run's peak alone
+    probe = textwrap.dedent(f"""
+        import resource, subprocess
+        proc = subprocess.run([{LABUP!r}, "-c", {str(lab_path)!r}, "rollback", "--dry-run"], capture_output=True)
+        print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120).stdout.split()
+    assert resource is not None and out[0] == "0"
+    assert int(out[1]) < 50_000, f"{out[1]} KiB: the 64 MiB line was read whole"
+
+
+def test_outside_text_cannot_forge_a_line_of_labups_own(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text('"a\\nlabup: error: forged": 1\nname: x\n')
+    run = run_labup("-c", str(lab), "render", "vip")
+    assert run.returncode == 2
+    assert not any(line.startswith("labup: error: forged") for line in run.stderr.splitlines())
+    assert "\\x0alabup: error: forged" in run.stderr

@@ -390,7 +390,7 @@ def test_apply_dry_run_plans_the_checks_and_sends_nothing(netlab: NetLab, lab_fi
     proc, doc, _ = labup_in_client(netlab, lab_file, talos_env, "--dry-run", "--only", "verify", command="apply")
     assert proc.returncode == 0, proc.stderr
     steps = [(s["step"], s["status"]) for s in doc["steps"]]
-    assert steps == [(n, "would-change") for n in ("vip-arp", "vip-holder", "traefik-placement",
+    assert steps == [(n, "would-run") for n in ("vip-arp", "vip-holder", "traefik-placement",
                                                     "http-redirect", "https-cert", "psa-label", "helm-release")]
     assert netlab.neighbour("cl", VIP) is None  # not even an ARP request left the client
 

@@ -288,7 +288,7 @@ def run_phase(monkeypatch: pytest.MonkeyPatch, lab: Lab, *, dry_run: bool,
 def test_verify_phase_dry_run_plans_every_check_and_runs_none(monkeypatch: pytest.MonkeyPatch, lab: Lab) -> None:
     report, calls = run_phase(monkeypatch, lab, dry_run=True)
     assert calls == []
-    assert [(r.step, r.status) for r in report.results] == [(n, "would-change") for n in CHECK_NAMES]
+    assert [(r.step, r.status) for r in report.results] == [(n, "would-run") for n in CHECK_NAMES]
     assert report.exit_code == 0
 
 

@@ -77,14 +77,11 @@ def init(
     challenge: Annotated[str | None, typer.Option("--challenge", help="http (port 80) or tls (port 443)")] = None,
 ) -> None:
     """Write your lab.yaml: from the flags, asking on a terminal for what is missing (never overwrites)."""
-    from labup import initlab, runs
+    from labup import runs
 
-    try:
-        facts = initlab.Facts(nodes=[initlab.parse_node(n) for n in node or []], vip=vip, interface=interface,
-                              domains=runs.split_names(domain or []), email=email, challenge=challenge)
-    except runs.UsageError as exc:
-        raise typer.BadParameter(exc.message) from None
-    _finish(runs.init(ctx.obj, directory, facts))
+    _finish(runs.init(ctx.obj, directory, {"nodes": node or [], "vip": vip, "interface": interface,
+                                           "domains": runs.split_names(domain or []), "email": email,
+                                           "challenge": challenge}))
 
 
 @app.command()

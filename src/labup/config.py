@@ -463,9 +463,13 @@ def parse(data: Any, source: Path) -> Lab:
     if isinstance(data, dict):
         unknown = _unknown_keys(data)
         if unknown:
-            first = unknown[0][0]
-            others = f" (and {', '.join(p for p, _ in unknown[1:])})" if len(unknown) > 1 else ""
-            hints = [f"'{p}': did you mean '{g[0]}'?" for p, g in unknown if g]
+            def short(path: str) -> str:  # a key may be a whole line of some other file (-c /etc/shadow)
+                return path if len(path) <= 40 else path[:37] + "..."
+
+            first = short(unknown[0][0])
+            more = [short(p) for p, _ in unknown[1:6]] + ([f"{len(unknown) - 6} more"] if len(unknown) > 6 else [])
+            others = f" (and {', '.join(more)})" if more else ""
+            hints = [f"'{short(p)}': did you mean '{g[0]}'?" for p, g in unknown[:6] if g]
             raise ConfigError(first, f"unknown key{others}", hint="; ".join(hints) or None)
     top = _Section(data, "", source.parent)
     name = top.str("name", "lab", rule=check.dns_label)

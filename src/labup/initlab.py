@@ -27,6 +27,33 @@ class Facts:
     challenge: str | None = None
 
 
+def from_flags(nodes: list[str], vip: str | None, interface: str | None, domains: list[str], email: str | None,
+               challenge: str | None) -> Facts:
+    """The facts given on the command line, checked (see `validate`)."""
+    return validate(Facts(nodes=[parse_node(n) for n in nodes], vip=vip, interface=interface, domains=domains,
+                          email=email, challenge=challenge))
+
+
+def validate(facts: Facts) -> Facts:
+    """Each fact checked as lab.yaml would check it (exit 2 naming the flag): a value is written into
+    YAML, so nothing unchecked may reach it (a newline in a name would add a node)."""
+    from labup import validators as check
+
+    problems = []
+    for name, address, _ in facts.nodes:
+        problems += [("--node", check.dns_subdomain(name)), ("--node", check.ip_address(address))]
+    problems += [("--vip", facts.vip and check.ip_address(facts.vip)),
+                 ("--interface", facts.interface and check.interface_name(facts.interface)),
+                 ("--email", facts.email and check.email(facts.email)),
+                 ("--challenge", facts.challenge and (None if facts.challenge in ("http", "tls") else
+                                                      f"'{facts.challenge}' is not http or tls"))]
+    problems += [("--domain", check.domain(d)) for d in facts.domains]
+    for flag, problem in problems:
+        if problem:
+            raise UsageError(f"{flag}: {problem}")
+    return facts
+
+
 def parse_node(spec: str) -> tuple[str, str, str]:
     """`NAME=ADDRESS[:ROLE]` (an IPv6 address in brackets: `cp-1=[2001:db8::10]:controlplane`)."""
     name, sep, rest = spec.partition("=")
@@ -66,7 +93,7 @@ def ask_missing(facts: Facts) -> Facts:
         facts.domains = [d for d in ask("domains for the certificate (comma separated)").split(",") if d.strip()]
     facts.email = facts.email or ask("Let's Encrypt account email") or None
     facts.challenge = facts.challenge or ask("ACME challenge (http or tls)", "http")
-    return facts
+    return validate(facts)
 
 
 def render(example: str, facts: Facts) -> str:

@@ -16,6 +16,7 @@ from labup.errors import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
+    ConfigError,
     LabupError,
     NotBuilt,
     UsageError,
@@ -118,6 +119,8 @@ def split_names(values: list[str]) -> list[str]:
 def _select(names: list[str], only: list[str], skip: list[str], what: str) -> list[str]:
     import difflib
 
+    if any(not value.strip(" ,") for value in [*only, *skip]):  # `--only "$UNSET"` must not mean "all"
+        raise UsageError(f"--only/--skip: an empty {what} name", hint=f"valid {what}s: {', '.join(names)}")
     only, skip = split_names(only), split_names(skip)
     for name in [*only, *skip]:
         if name not in names:
@@ -133,12 +136,14 @@ def _select(names: list[str], only: list[str], skip: list[str], what: str) -> li
 # -- commands -------------------------------------------------------------------------------------
 
 
-def init(opts: Options, directory: str, facts: Any) -> int:
+def init(opts: Options, directory: str, flags: dict[str, Any]) -> int:
     """Write the user's lab.yaml (or `-`: print it). Facts come from the flags, then from questions on a
     terminal; without a terminal, what is missing becomes a CHANGE-ME placeholder that fails validation."""
     def body() -> int:
         from labup import initlab
         from labup.resources import example_lab
+
+        facts = initlab.from_flags(**flags)
 
         facts_in = initlab.ask_missing(facts) if sys.stdin.isatty() and directory != "-" else facts
         text = initlab.render(example_lab().read_text(), facts_in)
@@ -156,11 +161,15 @@ def init(opts: Options, directory: str, facts: Any) -> int:
         except FileExistsError:
             raise UsageError(f"{target} already exists: labup init never overwrites it",
                              hint="edit it, or pass another folder") from None
+        except OSError as exc:  # /proc, a read-only folder, a full disk...
+            raise UsageError(f"DIR: cannot write {target}: {exc.strerror or exc}") from None
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         todo = "replace each CHANGE-ME, then " if initlab.PLACEHOLDER in text else ""
         # the next step in plain weight on stderr: it is what the user reads next, not a side note
-        sys.stderr.write(f"wrote {target}: {todo}run `labup -c {target} apply --dry-run`\n")
+        from labup.ui import clean
+
+        sys.stderr.write(clean(f"wrote {target}: {todo}run `labup -c {target} apply --dry-run`") + "\n")
         _emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target),
                           "placeholders": initlab.PLACEHOLDER in text})
         return EXIT_OK
@@ -285,6 +294,9 @@ def _rollback_plan(opts: Options, lab: Any, phase: str | None) -> int:
     """What `labup rollback` would undo, newest first, and what it would refuse; nothing is changed."""
     from labup.engine.journal import Journal
 
+    if lab.state_dir.is_symlink():  # a preview reads nothing through a link either
+        raise ConfigError("", f"{lab.state_dir}: is a symbolic link; labup's state folder must be a real folder",
+                          hint="remove the link (labup never follows it)")
     journal = Journal(lab.state_dir, lab_id=lab.identity)
     items = journal.pending_undos(phase) if lab.state_dir.is_dir() else []
     reporter = _reporter(opts)
@@ -364,7 +376,8 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
 
                 report.exit_code = EXIT_ROLLBACK_INCOMPLETE
                 report.error = f"{len(left)} change(s) could not be undone"
-                report.hint = "; ".join(f"{r.phase}/{r.step}: {r.error}" for r in left)
+                shown = "; ".join(f"{r.phase}/{r.step}: {r.error}" for r in left[:5])
+                report.hint = shown + (f"; and {len(left) - 5} more (see above)" if len(left) > 5 else "")
             journal.write("run-end", exit_code=report.exit_code)
     reporter.summary(report)
     _emit_json(opts, report.as_dict())

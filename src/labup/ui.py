@@ -26,13 +26,17 @@ _STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "would-run
           "skipped": "dim", "pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI on some terminals)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 controls but tab, DEL, C1 controls (0x9b is a one-byte CSI on some terminals), line and paragraph
+# separators, bidi overrides: each shown escaped, so outside text can neither drive the terminal nor
+# forge a line of labup's own ("\nlabup: error: ...") nor reorder what is displayed
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: str) -> str:
-    """What may reach a terminal: secrets masked, control characters escaped (`\\x1b`)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(text))
+    """What may reach a terminal as one line: secrets masked, control characters escaped (`\\x1b`,
+    `\\x0a`). Multi-line output (a diff) is split into lines before it gets here."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                        redact(text))
 
 
 class Reporter:

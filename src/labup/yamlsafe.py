@@ -27,8 +27,11 @@ MAX_NODES = 20_000  # values as written
 MAX_EXPANDED = 100_000  # values once every alias is expanded (what the program would walk)
 MAX_DEPTH = 64
 MAX_SCALAR = 64 * 1024
-# YAML allows tab, newline and carriage return; any other C0 control (NUL, ESC, BEL...) or DEL is refused
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# YAML allows tab, newline and carriage return; any other C0 control (NUL, ESC, BEL...), DEL, C1 controls,
+# the Unicode line/paragraph separators and next-line (PyYAML breaks lines there, editors and grep do not:
+# a comment could hide a key), bidi overrides (the displayed order differs from the read one), and the
+# non-characters U+FFFE/U+FFFF are refused
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffe\uffff]")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -71,9 +74,9 @@ class _StrictLoader(yaml.SafeLoader):
             raise
         except (ValueError, TypeError, KeyError, OverflowError, IndexError, AttributeError) as exc:
             # e.g. `!!int abc`, `!!bool maybe`, `2001-13-45` as a date, 5000 digits as an integer
-            text = str(getattr(node, "value", ""))[:40]
-            why = f" ({str(exc)[:80]})" if isinstance(exc, ValueError | OverflowError) else ""
-            raise self._refuse(node.start_mark, f"'{text}' is not a valid {node.tag.rsplit(':', 1)[-1]}{why}") from None
+            # the value itself is not quoted: it may be a password (`password: !!int s3cret`)
+            raise self._refuse(node.start_mark, f"the value is not a valid {node.tag.rsplit(':', 1)[-1]} "
+                               f"({type(exc).__name__})") from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         seen: dict[Any, Any] = {}
@@ -134,7 +137,10 @@ def load_text(text: str, source: str) -> Any:
         line = text.count("\n", 0, bad.start()) + 1
         raise ConfigError("", f"{source}: line {line}: control character 0x{ord(bad.group()):02x} (at character "
                               f"{bad.start()}) is not allowed in YAML")
-    loader = _StrictLoader(text, source)
+    try:
+        loader = _StrictLoader(text, source)
+    except yaml.YAMLError as exc:  # the reader's own checks (an encoding it refuses)
+        raise ConfigError("", f"{source}: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         _expanded_size(node, source)

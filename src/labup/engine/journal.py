@@ -54,14 +54,22 @@ def ensure_state_dir(state_dir: Path) -> Path:
 
 
 def open_state_file(path: Path, flags: int) -> int:
-    """os.open that never follows a symlink (O_NOFOLLOW): a refused link is bad input, exit 2."""
+    """os.open of a regular file that never follows a symlink (O_NOFOLLOW) nor blocks (a FIFO): anything
+    else in labup's state folder is bad input, exit 2, naming it."""
     try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ConfigError("", f"{path}: is a symbolic link; labup never follows one in its state folder",
                               hint="remove the link") from None
+        if exc.errno in (errno.EISDIR, errno.ENXIO):
+            raise ConfigError("", f"{path}: is not a regular file", hint="remove it") from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError("", f"{path}: is not a regular file (a folder, FIFO or device)", hint="remove it")
+    os.set_blocking(fd, True)
+    return fd
 
 
 @dataclass(frozen=True)
@@ -108,12 +116,17 @@ class Journal:
         except FileNotFoundError:
             return out
         with os.fdopen(fd, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
+            number = 0
+            while raw := fh.readline(MAX_LINE + 1):  # a line is never read whole past the bound
+                number += 1
+                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                    while (rest := fh.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                        pass  # skip the rest of an over-long line, a bounded piece at a time
+                    out.unusable.append(number)
+                    continue
                 if not raw.strip():
                     continue
                 try:
-                    if len(raw) > MAX_LINE:
-                        raise ValueError("too long")
                     ev = json.loads(raw.decode("utf-8"))
                 except (ValueError, RecursionError, UnicodeDecodeError):
                     out.unusable.append(number)  # a line cut by a crash, or not labup's

@@ -232,10 +232,14 @@ def undo_all(ctx: Context, pending: list[PendingUndo], steps: dict[tuple[str, st
                 if step is None:
                     raise PermanentError(f"labup no longer knows step {item.phase}/{item.step}")
                 refused = item.foreign or step.owns(ctx, item.undo)
-                if refused:  # never executed: reported, and the rollback ends incomplete (exit 3)
-                    raise PermanentError(f"refused to undo this journal entry: {refused}",
-                                         hint=f"nothing was done for it; if it is stale, remove its line from "
-                                              f"{ctx.lab.state_dir / 'journal.jsonl'}")
+                if refused:  # never executed nor journaled: reported, and the rollback ends incomplete (exit 3)
+                    result = m.StepResult(item.phase, item.step, m.UNDO_FAILED,
+                                          error=f"refused to undo this journal entry: {refused}",
+                                          hint=f"nothing was done for it; if it is stale, remove its line from "
+                                               f"{ctx.lab.state_dir / 'journal.jsonl'}")
+                    ctx.reporter.result(result)
+                    results.append(result)
+                    continue
                 done = ctx.retry(lambda s=step, d=item.undo: s.undo(ctx, d),
                                  f"{item.phase}/{item.step}: undo")
                 result = m.StepResult(item.phase, item.step, m.UNDONE, summary=done,

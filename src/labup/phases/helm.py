@@ -165,8 +165,11 @@ class HelmBinaryStep(Step):
         for made in data.get("created_dirs") or []:
             if not isinstance(made, str) or not (folder == Path(made) or Path(made) in folder.parents):
                 return f"it would remove the folder {made!r}, which is not {folder} or a parent of it"
-        if not isinstance(data.get("version"), str) or not isinstance(data.get("sha256", ""), str):
-            return "its version or checksum is not text"
+        if not isinstance(data.get("version"), str) or not isinstance(data.get("sha256"), str) \
+                or not isinstance(data.get("size"), int):
+            # without the installed file's checksum nothing proves the file there is labup's: it would be
+            # run (to read its version) and removed on the journal's word alone
+            return "it records no checksum of the file labup installed, so that file cannot be recognised"
         return None
 
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
@@ -178,7 +181,7 @@ class HelmBinaryStep(Step):
                                  f"{backup} is gone", hint=f"{target} is still helm v{version}; "
                                  "reinstall the helm you had by hand")
         if target.exists() or target.is_symlink():
-            if data.get("sha256") and helmbin.fingerprint(target) != (data.get("size"), data["sha256"]):
+            if helmbin.fingerprint(target) != (data.get("size"), data.get("sha256")):
                 # not the file labup installed (checked before running it: it could be anything)
                 kept = f"; the helm it replaced is still kept at {backup}" if backup else ""
                 return f"left {target} alone: it is no longer the helm v{version} labup installed{kept}"
