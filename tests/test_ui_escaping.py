@@ -45,7 +45,8 @@ def test_hostile_text_is_shown_not_obeyed(tty: bool, monkeypatch: pytest.MonkeyP
     assert "\x1b]" not in out and "\x07" not in out and "\x1b[2J" not in out and "\x9b" not in out
 
 
-def test_clean_keeps_newlines_and_tabs_and_masks_secrets() -> None:
-    assert clean("a\tb\nc") == "a\tb\nc"
+def test_clean_keeps_tabs_escapes_line_breaks_and_masks_secrets() -> None:
+    # one message, one line: a newline from outside could forge a line of labup's own
+    assert clean("a\tb\nc\u2028d") == "a\tb\\x0ac\\u2028d"
     assert clean("token: abcdefghijkl\x00") == "token: <redacted>"
     assert clean("\x7f") == "\\x7f"
