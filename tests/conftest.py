@@ -43,6 +43,11 @@ def run_labup(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
                           timeout=timeout, check=False)
 
 
+def shown(run: subprocess.CompletedProcess[str]) -> str:
+    """All a user sees of a run: its result (stdout) and its progress and errors (stderr)."""
+    return run.stdout + run.stderr
+
+
 @pytest.fixture
 def labup() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_labup

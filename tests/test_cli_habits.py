@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labup.cli import hoist_global_options
 
@@ -126,3 +127,28 @@ def test_an_empty_only_never_means_everything() -> None:
     for value in ("", ","):
         run = run_labup("-c", str(EXAMPLE), "apply", "--dry-run", "--only", value)
         assert run.returncode == 2 and "an empty phase name" in run.stderr
+
+
+def test_the_plan_goes_to_stdout_after_a_header_naming_what_it_talks_to(no_outside_tools: None,
+                                                                        tmp_path: Path) -> None:
+    """Issue 18 (5): `labup apply --dry-run > plan.txt` keeps the plan; the first line says which lab
+    file, Talos endpoints, kube context and API server the run is about. The API server here is a
+    closed port on loopback: nothing else can be reached."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "homelab",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "homelab", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}]}))
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["kubernetes"] = {"kubeconfig": str(kubeconfig), "timeout_s": 2}
+    data["retry"] = {"attempts": 1, "initial_s": 0.01, "max_s": 0.01, "total_s": 1}
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(yaml.safe_dump(data))
+    plan = run_labup("-c", str(lab), "apply", "--dry-run", "--only", "vip,namespace")
+    assert plan.returncode == 0, plan.stderr
+    header = plan.stdout.splitlines()[0]
+    assert header.startswith(f"lab {lab}") and "Talos endpoints 192.0.2.253" in header
+    assert f"context homelab at https://127.0.0.1:1 (kubeconfig {kubeconfig})" in header
+    assert "== vip" in plan.stdout and "summary: " in plan.stdout and "== vip" not in plan.stderr
+    assert "not-a-real-token" not in plan.stdout + plan.stderr

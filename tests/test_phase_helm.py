@@ -25,7 +25,7 @@ from labup.errors import PermanentError, TransientError, Unreadable
 from labup.phases import helm as helm_phase
 from labup.ui import Reporter
 
-from conftest import EXAMPLE, LABUP, REPO, example_data, run_labup
+from conftest import EXAMPLE, LABUP, REPO, example_data, run_labup, shown
 from helmdist import Mirror, build_archive, real_helm, serving, sha256sum
 
 VERSION = "4.1.4"
@@ -136,16 +136,16 @@ def test_install_converge_rollback(env: dict, make_lab, mirror: Mirror, tag: str
     assert first.returncode == 0, first.stderr
     name = f"helm-v{VERSION}-{tag}.tar.gz"
     assert mirror.requests == [f"GET /{name}.sha256sum", f"GET /{name}"]
-    assert f"helm v3.0.0 at {old} is older than v{VERSION}" in first.stderr
+    assert f"helm v3.0.0 at {old} is older than v{VERSION}" in shown(first)
     binary = folder / "helm"
     assert helm_says(binary) == f"v{VERSION}"
     assert stat.S_IMODE(binary.stat().st_mode) == 0o755
     assert listing(folder) == ["helm"]  # no temp file, no backup (nothing was replaced)
     assert listing(tmp_path / "tmpdir") == []  # the archive's temp file is gone too
     assert old.read_text() == OLD_HELM  # the user's own helm elsewhere is never touched
-    assert f"downloading {name}" in first.stderr
-    assert "changed      helm/binary" in first.stderr
-    assert "is not on PATH" in first.stderr
+    assert f"downloading {name}" in shown(first)
+    assert "changed      helm/binary" in shown(first)
+    assert "is not on PATH" in shown(first)
     [undo] = journal_undos(lab)  # paths, versions and what the installed file is (to recognise it)
     import hashlib
 
@@ -156,11 +156,11 @@ def test_install_converge_rollback(env: dict, make_lab, mirror: Mirror, tag: str
     second = run_labup("-c", str(lab), "phase", "helm")
     assert second.returncode == 0, second.stderr
     assert len(mirror.requests) == 2  # converged: not a single request
-    assert f"ok           helm/binary: helm v{VERSION} at {binary}" in second.stderr
+    assert f"ok           helm/binary: helm v{VERSION} at {binary}" in shown(second)
 
     back = run_labup("-c", str(lab), "rollback", "helm", "--yes")
     assert back.returncode == 0, back.stderr
-    assert f"removed helm v{VERSION} from {binary}" in back.stderr
+    assert f"removed helm v{VERSION} from {binary}" in shown(back)
     assert not (tmp_path / "new").exists()
     assert old.read_text() == OLD_HELM
 
@@ -184,11 +184,11 @@ def test_dropped_connections_retried_then_rollback_restores_the_replaced_helm(
 
     back = run_labup("-c", str(lab), "rollback", "helm", "--yes")
     assert back.returncode == 0, back.stderr
-    assert f"restored helm v3.0.0 at {old} (removed helm v{VERSION})" in back.stderr
+    assert f"restored helm v3.0.0 at {old} (removed helm v{VERSION})" in shown(back)
     assert listing(install_dir) == ["helm"] and old.read_text() == OLD_HELM
     assert helm_says(old) == "v3.0.0"
     again = run_labup("-c", str(lab), "rollback", "helm", "--yes")
-    assert again.returncode == 0 and "nothing to roll back" in again.stderr
+    assert again.returncode == 0 and "nothing to roll back" in shown(again)
 
 
 def test_new_enough_helm_on_path_is_used_without_any_request(env: dict, make_lab, mirror: Mirror,
@@ -215,8 +215,8 @@ def test_checksum_mismatch_refuses_and_leaves_nothing(env: dict, make_lab, mirro
     mirror.files[f"{name}.sha256sum"] = f"{'0' * 64}  {name}\n".encode()
     done = run_labup("-c", str(make_lab()), "phase", "helm")
     assert done.returncode == 1, done.stderr
-    assert f"checksum mismatch for {name}" in done.stderr
-    assert "nothing was installed" in done.stderr
+    assert f"checksum mismatch for {name}" in shown(done)
+    assert "nothing was installed" in shown(done)
     assert listing(install_dir) == []
     assert listing(tmp_path / "tmpdir") == []
     assert len(mirror.gets) == 2  # a mismatch is never retried
@@ -227,7 +227,7 @@ def test_a_mirror_that_keeps_failing_gives_up_after_the_policy(env: dict, make_l
     mirror.fail_status = 503
     done = run_labup("-c", str(make_lab(attempts=3)), "phase", "helm")
     assert done.returncode == 1, done.stderr
-    assert "HTTP 503" in done.stderr and "gave up after retrying" in done.stderr
+    assert "HTTP 503" in shown(done) and "gave up after retrying" in shown(done)
     assert len(mirror.gets) == 3  # the step is not retried again on top of the download's retries
     assert listing(install_dir) == []
 
@@ -236,7 +236,7 @@ def test_missing_archive_is_permanent(env: dict, make_lab, mirror: Mirror, insta
     mirror.files.clear()
     done = run_labup("-c", str(make_lab()), "phase", "helm")
     assert done.returncode == 1, done.stderr
-    assert "HTTP 404" in done.stderr and "is this version published" in done.stderr
+    assert "HTTP 404" in shown(done) and "is this version published" in shown(done)
     assert len(mirror.gets) == 1  # a 404 is not retried
     assert listing(install_dir) == []
 
@@ -266,14 +266,14 @@ def test_unwritable_install_dir_fails_before_any_request(env: dict, make_lab, mi
     done = subprocess.run([*prefix, LABUP, "-c", str(lab), "phase", "helm"], capture_output=True, text=True,
                           env={**os.environ, "NO_COLOR": "1"}, timeout=60, check=False)
     assert done.returncode == 1, done.stderr
-    assert "pre-flight failed, nothing was changed" in done.stderr
-    assert expected in done.stderr
+    assert "pre-flight failed, nothing was changed" in shown(done)
+    assert expected in shown(done)
     assert mirror.requests == []
     if case != "read-only":
         return
     dry = subprocess.run([*prefix, LABUP, "-c", str(lab), "phase", "helm", "--dry-run"], capture_output=True,
                          text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=60, check=False)
-    assert dry.returncode == 1 and expected in dry.stderr  # the plan says the apply would fail
+    assert dry.returncode == 1 and expected in shown(dry)  # the plan says the apply would fail
     assert mirror.requests == []
 
 
@@ -330,7 +330,7 @@ def test_example_dry_run_is_offline(env: dict, mirror: Mirror, monkeypatch: pyte
     before = sorted(p.name for p in EXAMPLE.parent.iterdir())
     done = run_labup("-c", "examples/lab.yaml", "phase", "helm", "--dry-run", cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert f"https://get.helm.sh/helm-v{VERSION}-" in done.stderr
+    assert f"https://get.helm.sh/helm-v{VERSION}-" in shown(done)
     assert mirror.requests == []
     assert sorted(p.name for p in EXAMPLE.parent.iterdir()) == before  # no .labup, nothing written
     assert not (tmp_path / "home").exists()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import example_data, run_labup
+from conftest import example_data, run_labup, shown
 from talos_sim import SECRET_MARKER, Lab, yamlio
 from talos_sim.fixtures import EXAMPLE_CP, EXAMPLE_VIP, EXAMPLE_WORKER, TalosSim
 
@@ -91,10 +91,10 @@ def test_new_form_dry_run_apply_twice_and_rollback(vip_lab: Callable[..., VipLab
     dry = lab.labup("phase", "vip", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert lab.patches() == []
-    assert "would-change vip/talos-unw-ifc" in dry.stderr
-    assert "+kind: Layer2VIPConfig\n" in dry.stderr and f"+name: {EXAMPLE_VIP}\n" in dry.stderr
-    assert f"talos-worker-1 ({EXAMPLE_WORKER}) is a worker: no VIP patch" in dry.stderr
-    assert WORKER_WALL in dry.stderr
+    assert "would-change vip/talos-unw-ifc" in shown(dry)
+    assert "+kind: Layer2VIPConfig\n" in shown(dry) and f"+name: {EXAMPLE_VIP}\n" in shown(dry)
+    assert f"talos-worker-1 ({EXAMPLE_WORKER}) is a worker: no VIP patch" in shown(dry)
+    assert WORKER_WALL in shown(dry)
     assert not (lab.dir / ".labup").exists()
 
     first = lab.labup("--json", "phase", "vip")
@@ -116,11 +116,11 @@ def test_new_form_dry_run_apply_twice_and_rollback(vip_lab: Callable[..., VipLab
     second = lab.labup("phase", "vip")
     assert second.returncode == 0, second.stderr
     assert lab.patches() == []  # converged: no write at all
-    assert "already carries the VIP" in second.stderr
+    assert "already carries the VIP" in shown(second)
 
     back = lab.labup("rollback", "vip", "--yes")
     assert back.returncode == 0, back.stderr
-    assert "removed the Layer2VIPConfig document" in back.stderr
+    assert "removed the Layer2VIPConfig document" in shown(back)
     assert {a: sim.config_text(a) for a in original} == original
     assert sim.holder() is None
     lab.assert_no_secret_anywhere()
@@ -145,7 +145,7 @@ def test_legacy_form_keeps_dhcp_and_rolls_back_to_the_original(vip_lab: Callable
 
     back = lab.labup("rollback", "vip", "--yes")
     assert back.returncode == 0, back.stderr
-    assert "removed the machine.network.interfaces entry for ens18" in back.stderr
+    assert "removed the machine.network.interfaces entry for ens18" in shown(back)
     assert sim.config_text(EXAMPLE_CP) == original
     lab.assert_no_secret_anywhere()
 
@@ -163,8 +163,8 @@ def test_legacy_form_merges_into_the_operators_entry(vip_lab: Callable[..., VipL
 
     dry = lab.labup("phase", "vip", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert " ip: 192.0.2.250" in dry.stderr and "+        vip:" in dry.stderr
-    assert "         mtu: 1500" in dry.stderr  # context: the entry's own keys, unchanged
+    assert " ip: 192.0.2.250" in shown(dry) and "+        vip:" in shown(dry)
+    assert "         mtu: 1500" in shown(dry)  # context: the entry's own keys, unchanged
 
     assert lab.labup("phase", "vip").returncode == 0
     sent = lab.patches(EXAMPLE_CP)[0]["patches"][0]
@@ -193,7 +193,7 @@ def test_three_control_planes_each_get_the_vip_and_one_holds_it(vip_lab: Callabl
     steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
     assert steps["holder"]["status"] == "changed"  # it had to wait
     name = {a: f"talos-cp-{i}" for i, a in enumerate(cps, 1)}[holder]
-    assert f"the VIP {EXAMPLE_VIP} came up on {name} ({holder}) on ens18 after" in result.stderr
+    assert f"the VIP {EXAMPLE_VIP} came up on {name} ({holder}) on ens18 after" in shown(result)
 
     lab.sim.clear_calls()
     assert lab.labup("phase", "vip").returncode == 0
@@ -209,15 +209,15 @@ def test_a_role_that_contradicts_talos_stops_before_any_write(vip_lab: Callable[
     result = lab.labup("phase", "vip")
     assert result.returncode == 1
     assert (f"talos-worker-1 ({EXAMPLE_WORKER}): lab.yaml says role: controlplane, Talos says worker"
-            in result.stderr)
-    assert "set nodes[1].role: worker" in result.stderr
+            in shown(result))
+    assert "set nodes[1].role: worker" in shown(result)
     assert lab.patches() == []
 
     three = vip_lab(Lab.three_cp("v1.13.0"))
     three.write(roles={"talos-cp-3": "worker"})
     other = three.labup("phase", "vip")
     assert other.returncode == 1
-    assert "talos-cp-3 (192.0.2.13): lab.yaml says role: worker, Talos says controlplane" in other.stderr
+    assert "talos-cp-3 (192.0.2.13): lab.yaml says role: worker, Talos says controlplane" in shown(other)
     assert three.patches() == []
 
 
@@ -225,8 +225,8 @@ def test_a_wrong_interface_names_the_links_that_exist(vip_lab: Callable[..., Vip
     lab = vip_lab(interface="eth0")
     result = lab.labup("phase", "vip")
     assert result.returncode == 1
-    assert "vip.interface: link 'eth0' does not exist on talos-unw-ifc" in result.stderr
-    assert "its links: ens18 (ether, up)" in result.stderr
+    assert "vip.interface: link 'eth0' does not exist on talos-unw-ifc" in shown(result)
+    assert "its links: ens18 (ether, up)" in shown(result)
     assert lab.patches() == []
 
 
@@ -238,7 +238,7 @@ def test_a_vip_already_on_another_link_is_not_moved(vip_lab: Callable[..., VipLa
     lab.sim.clear_calls()
     result = lab.labup("phase", "vip")
     assert result.returncode == 1
-    assert "already configured on link 'ens19'" in result.stderr and "labup will not move it" in result.stderr
+    assert "already configured on link 'ens19'" in shown(result) and "labup will not move it" in shown(result)
     assert lab.patches() == []
 
 
@@ -249,14 +249,14 @@ def test_an_unreachable_node_is_retried_then_fails_clearly(vip_lab: Callable[...
     assert result.returncode == 1
     assert lab.patches() == []
     assert len(lab.sim.calls(verb="get", node=EXAMPLE_CP)) == ATTEMPTS  # retried, then given up
-    assert "pre-flight failed, nothing was changed: cannot read talos-unw-ifc (192.0.2.253)" in result.stderr
-    assert "code = Unavailable" in result.stderr and "no route to host" in result.stderr
-    assert "attempt 1 failed" in result.stderr
+    assert "pre-flight failed, nothing was changed: cannot read talos-unw-ifc (192.0.2.253)" in shown(result)
+    assert "code = Unavailable" in shown(result) and "no route to host" in shown(result)
+    assert "attempt 1 failed" in shown(result)
 
     lab.sim.clear_calls()
     dry = lab.labup("phase", "vip", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "unknown      vip/talos-unw-ifc" in dry.stderr and "no route to host" in dry.stderr
+    assert "unknown      vip/talos-unw-ifc" in shown(dry) and "no route to host" in shown(dry)
 
 
 def test_a_node_that_comes_back_is_patched(vip_lab: Callable[..., VipLab]) -> None:
@@ -264,7 +264,7 @@ def test_a_node_that_comes_back_is_patched(vip_lab: Callable[..., VipLab]) -> No
     lab.sim.inject(EXAMPLE_CP, unavailable=2)
     result = lab.labup("phase", "vip")
     assert result.returncode == 0, result.stderr
-    assert "attempt 2 failed" in result.stderr
+    assert "attempt 2 failed" in shown(result)
     first_read = [c for c in lab.sim.calls(verb="get", node=EXAMPLE_CP) if "machinetype" in c["argv"]]
     assert [c["rc"] for c in first_read] == [1, 1, 0]
     assert len(lab.patches(EXAMPLE_CP)) == 1
@@ -277,11 +277,11 @@ def test_without_talosctl_dry_run_is_unknown_and_apply_stops(vip_lab: Callable[.
     monkeypatch.setenv("PATH", os.environ["PATH"].replace(f"{lab.sim.bin_dir}{os.pathsep}", ""))
     dry = lab.labup("phase", "vip", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "unknown      vip/talos-unw-ifc" in dry.stderr
-    assert "talosctl not found on PATH; install it" in dry.stderr
+    assert "unknown      vip/talos-unw-ifc" in shown(dry)
+    assert "talosctl not found on PATH; install it" in shown(dry)
     apply = lab.labup("phase", "vip")
     assert apply.returncode == 1
-    assert "pre-flight failed, nothing was changed: talosctl not found on PATH" in apply.stderr
+    assert "pre-flight failed, nothing was changed: talosctl not found on PATH" in shown(apply)
 
 
 # -- the wait, and rollback on failure ------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_a_rollback_that_cannot_reach_the_node_says_how_to_finish(vip_lab: Calla
     stuck = lab.labup("rollback", "vip", "--yes")
     assert stuck.returncode == 3  # the rollback did not complete
     assert len(lab.sim.calls(verb="get", node=EXAMPLE_CP)) == ATTEMPTS and lab.patches() == []
-    assert "when 192.0.2.253 answers again, run `labup rollback vip`" in stuck.stderr
+    assert "when 192.0.2.253 answers again, run `labup rollback vip`" in shown(stuck)
     lab.sim.set_reachable(EXAMPLE_CP, True)
     done = lab.labup("rollback", "vip", "--yes")  # the journal still owns the change: the next rollback finishes
     assert done.returncode == 0, done.stderr
@@ -309,9 +309,9 @@ def test_a_vip_that_never_comes_up_is_explained_and_rolled_back(vip_lab: Callabl
     original = lab.sim.config_text(EXAMPLE_CP)
     result = lab.labup("phase", "vip")
     assert result.returncode == 1
-    assert f"no control-plane node announced the VIP {EXAMPLE_VIP} within 0.5s" in result.stderr
-    assert "etcd not bootstrapped" in result.stderr and "talosctl -n 192.0.2.253 bootstrap" in result.stderr
-    assert "undone       vip/talos-unw-ifc" in result.stderr
+    assert f"no control-plane node announced the VIP {EXAMPLE_VIP} within 0.5s" in shown(result)
+    assert "etcd not bootstrapped" in shown(result) and "talosctl -n 192.0.2.253 bootstrap" in shown(result)
+    assert "undone       vip/talos-unw-ifc" in shown(result)
     assert len(lab.patches(EXAMPLE_CP)) == 2  # the VIP, then its removal
     assert lab.sim.config_text(EXAMPLE_CP) == original
     lab.assert_no_secret_anywhere()

@@ -23,7 +23,7 @@ import yaml
 from labup.config import load
 from labup.engine.journal import lab_identity
 
-from conftest import LABUP, example_data, run_labup
+from conftest import LABUP, example_data, run_labup, shown
 
 
 @pytest.fixture
@@ -67,9 +67,9 @@ def test_rollback_never_deletes_or_moves_a_file_outside_the_lab(lab_path: Path, 
     journal_lines(lab_path, helm_entry(victim), helm_entry(tmp_path / "bin" / "helm", backup=str(other)))
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
     assert run.returncode == 3, run.stderr
-    assert "refused to undo this journal entry" in run.stderr
-    assert f"not this lab's helm {tmp_path / 'bin' / 'helm'}" in run.stderr
-    assert "is not a labup backup" in run.stderr
+    assert "refused to undo this journal entry" in shown(run)
+    assert f"not this lab's helm {tmp_path / 'bin' / 'helm'}" in shown(run)
+    assert "is not a labup backup" in shown(run)
     assert victim.read_text() == "keep me" and other.read_text() == "and me"
 
 
@@ -82,7 +82,7 @@ def test_rollback_never_runs_an_executable_it_did_not_install(lab_path: Path, tm
     journal_lines(lab_path, helm_entry(fake, size=12, sha256="0" * 64))
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
     assert run.returncode == 0, run.stderr
-    assert "no longer the helm v4.1.4 labup installed" in run.stderr
+    assert "no longer the helm v4.1.4 labup installed" in shown(run)
     assert not marker.exists() and fake.exists()  # never executed, never removed
 
 
@@ -92,7 +92,7 @@ def test_rollback_never_touches_a_release_in_another_namespace(lab_path: Path) -
     journal_lines(lab_path, entry)
     run = run_labup("-c", str(lab_path), "rollback", "--yes", env={"PATH": "/nonexistent"})
     assert run.returncode == 3, run.stderr
-    assert "release 'prometheus' in namespace 'monitoring', not this lab's traefik in traefik" in run.stderr
+    assert "release 'prometheus' in namespace 'monitoring', not this lab's traefik in traefik" in shown(run)
 
 
 def test_a_journal_copied_from_another_lab_is_recognised(lab_path: Path, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_a_journal_copied_from_another_lab_is_recognised(lab_path: Path, tmp_pat
     journal_lines(lab_path, helm_entry(mine), lab_id=None)  # written before entries named their lab
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
     assert run.returncode == 3
-    assert "written for another lab" in run.stderr and "not marked with this lab's identity" in run.stderr
+    assert "written for another lab" in shown(run) and "not marked with this lab's identity" in shown(run)
 
 
 def test_the_valid_entries_are_still_undone_around_corrupt_lines(lab_path: Path, tmp_path: Path) -> None:
@@ -117,9 +117,9 @@ def test_the_valid_entries_are_still_undone_around_corrupt_lines(lab_path: Path,
     with journal.open("ab") as fh:
         fh.write(b"1\n[]\n\xff\xfe not utf-8\n" + b"[" * 100_000 + b"\n{\"event\": 5}\n")
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
-    assert "Traceback" not in run.stderr and "internal error" not in run.stderr
-    assert "skipped 5 line(s) labup cannot use" in run.stderr
-    assert "labup no longer knows step nonsense/x" in run.stderr
+    assert "Traceback" not in shown(run) and "internal error" not in shown(run)
+    assert "skipped 5 line(s) labup cannot use" in shown(run)
+    assert "labup no longer knows step nonsense/x" in shown(run)
     assert run.returncode == 3  # the unknown phase's entry is left, and said
     assert not helm.exists()  # the valid, provably labup's entry was undone
 
@@ -132,7 +132,7 @@ def test_a_symlinked_state_folder_is_refused(lab_path: Path, tmp_path: Path) -> 
     elsewhere.mkdir(mode=0o755)
     (lab_path.parent / ".labup").symlink_to(elsewhere)
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
-    assert run.returncode == 2 and "is a symbolic link" in run.stderr
+    assert run.returncode == 2 and "is a symbolic link" in shown(run)
     assert elsewhere.stat().st_mode & 0o777 == 0o755 and not list(elsewhere.iterdir())
 
 
@@ -147,7 +147,7 @@ def test_a_symlinked_lock_or_journal_is_refused(lab_path: Path, tmp_path: Path, 
         (state / "journal.jsonl").write_text("")
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
     assert run.returncode == 2, run.stderr
-    assert f"{state / name}: is a symbolic link" in run.stderr
+    assert f"{state / name}: is a symbolic link" in shown(run)
     assert victim.read_text() == "precious\n"
 
 
@@ -209,14 +209,14 @@ def test_a_hanging_exec_plugin_is_bounded_ended_and_its_stderr_redacted(lab_path
     run = run_labup("-c", str(lab_path), "--json", "verify", "--only", "psa-label", timeout=60)
     assert time.monotonic() - start < 15, "the plugin was waited for without a bound"
     assert run.returncode == 1
-    assert "gave no credential within 2s" in run.stdout + run.stderr
+    assert "gave no credential within 2s" in shown(run)
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended with its deadline, not left running
     failing = exec_kubeconfig(tmp_path, "echo 'token: s3cr3t-t0ken-value' >&2\nexit 1\n")
     with_kubeconfig(lab_path, failing)
     run = run_labup("-c", str(lab_path), "--json", "verify", "--only", "psa-label", timeout=60)
-    assert "s3cr3t-t0ken-value" not in run.stdout + run.stderr and "<redacted>" in run.stdout + run.stderr
+    assert "s3cr3t-t0ken-value" not in shown(run) and "<redacted>" in shown(run)
 
 
 def _scratch(tmp: Path) -> list[Path]:
@@ -260,7 +260,7 @@ def test_a_killed_runs_temp_files_are_removed_by_the_next_run(lab_path: Path, tm
     again = subprocess.run([LABUP, "-c", str(lab_path), "render", "traefik"], env=env, capture_output=True,
                            text=True, timeout=60)
     assert again.returncode == 0, again.stderr
-    assert f"removed the temporary files of labup run(s) that were killed (pid {proc.pid})" in again.stderr
+    assert f"removed the temporary files of labup run(s) that were killed (pid {proc.pid})" in shown(again)
     assert _scratch(tmp) == []
 
 
@@ -307,7 +307,7 @@ def test_a_helm_entry_without_a_checksum_is_refused_and_never_run(lab_path: Path
     journal_lines(lab_path, {"phase": "helm", "step": "binary", "undo": {
         "path": str(helm), "version": "3.14.0", "backup": None, "created_dirs": [str(helm.parent)]}})
     run = run_labup("-c", str(lab_path), "rollback", "--yes")
-    assert run.returncode == 3 and "records no checksum" in run.stderr
+    assert run.returncode == 3 and "records no checksum" in shown(run)
     assert helm.exists() and not marker.exists()
 
 
@@ -328,7 +328,7 @@ def test_a_journal_that_is_not_a_regular_file_is_refused_without_hanging(lab_pat
         start = time.monotonic()
         run = run_labup("-c", str(lab_path), *args, timeout=30)
         assert time.monotonic() - start < 5
-        assert run.returncode == 2 and "is not a regular file" in run.stderr, run.stderr
+        assert run.returncode == 2 and "is not a regular file" in shown(run), run.stderr
 
 
 def test_an_endless_journal_line_is_read_in_bounded_pieces(lab_path: Path) -> None:
@@ -356,5 +356,5 @@ def test_outside_text_cannot_forge_a_line_of_labups_own(tmp_path: Path) -> None:
     lab.write_text('"a\\nlabup: error: forged": 1\nname: x\n')
     run = run_labup("-c", str(lab), "render", "vip")
     assert run.returncode == 2
-    assert not any(line.startswith("labup: error: forged") for line in run.stderr.splitlines())
-    assert "\\x0alabup: error: forged" in run.stderr
+    assert not any(line.startswith("labup: error: forged") for line in shown(run).splitlines())
+    assert "\\x0alabup: error: forged" in shown(run)

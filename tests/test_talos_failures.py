@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import example_data, run_labup
+from conftest import example_data, run_labup, shown
 from talos_sim import Lab
 from talos_sim.fixtures import EXAMPLE_CP, EXAMPLE_VIP, TalosSim
 
@@ -52,9 +52,9 @@ def test_certificate_refusals_fail_fast_and_say_certificate(talos_sim: Callable[
     elapsed = time.monotonic() - start
     assert run.returncode == 1, run.stderr
     assert elapsed < 10, f"took {elapsed:.1f}s: certificate errors must not be retried as unreachable"
-    assert words in run.stderr and "port 50000" not in run.stderr
-    assert "talosconfig " in run.stderr and "context" in run.stderr  # names which file and context
-    assert "Traceback" not in run.stderr
+    assert words in shown(run) and "port 50000" not in shown(run)
+    assert "talosconfig " in shown(run) and "context" in shown(run)  # names which file and context
+    assert "Traceback" not in shown(run)
     # one call per step: no retry of a refusal that no retry can change
     assert len([c for c in sim.calls() if c["verb"] == "version"]) <= 2
 
@@ -89,9 +89,9 @@ def test_an_expired_client_certificate_is_named_with_its_date_never_its_key(
     run = run_labup("-c", str(write_lab(tmp_path, sim, talosconfig=config)), "phase", "vip", "--dry-run")
     assert run.returncode == 1
     assert f"talosconfig {config}, context tazlab: its client certificate EXPIRED on 2026-01-02 03:04 UTC" \
-        in run.stderr
+        in shown(run)
     key = yaml.safe_load(config.read_text())["contexts"]["tazlab"]["key"]
-    assert key[:40] not in run.stderr and "PRIVATE KEY" not in run.stderr
+    assert key[:40] not in shown(run) and "PRIVATE KEY" not in shown(run)
 
 
 def test_a_reader_role_is_told_it_needs_os_admin(talos_sim: Callable[..., TalosSim], tmp_path: Path) -> None:
@@ -100,8 +100,8 @@ def test_a_reader_role_is_told_it_needs_os_admin(talos_sim: Callable[..., TalosS
         lab.role = "os:reader"
     run = run_labup("-c", str(write_lab(tmp_path, sim)), "phase", "vip", "--dry-run")
     assert run.returncode == 1
-    assert "code = PermissionDenied desc = not authorized" in run.stderr
-    assert "needs os:admin" in run.stderr
+    assert "code = PermissionDenied desc = not authorized" in shown(run)
+    assert "needs os:admin" in shown(run)
 
 
 def _legacy_multidoc_lab() -> Lab:
@@ -123,8 +123,8 @@ def test_talosctl_1_12_2_with_a_1_11_node_is_refused_before_any_patch(talos_sim:
                                                 "jsonpath={.spec}").stdout
     run = run_labup("-c", str(write_lab(tmp_path, sim)), "phase", "vip")
     assert run.returncode == 1
-    assert "talosctl v1.12.2 would destroy" in run.stderr and "1.12.5" in run.stderr
-    assert "siderolabs/talos#12787" in run.stderr
+    assert "talosctl v1.12.2 would destroy" in shown(run) and "1.12.5" in shown(run)
+    assert "siderolabs/talos#12787" in shown(run)
     assert sim.calls(verb="patch") == []
     assert sim.config_text(EXAMPLE_CP) == before and "WatchdogTimerConfig" in before
 
@@ -136,7 +136,7 @@ def test_a_client_older_than_the_node_is_refused_naming_the_client(talos_sim: Ca
         lab.client_version = "v1.11.6"
     run = run_labup("-c", str(write_lab(tmp_path, sim)), "phase", "vip", "--dry-run")
     assert run.returncode == 1
-    assert "talosctl v1.11.6 is older than talos-unw-ifc" in run.stderr
+    assert "talosctl v1.11.6 is older than talos-unw-ifc" in shown(run)
     assert sim.calls(verb="patch") == []
 
 
@@ -211,6 +211,6 @@ def test_a_vip_outside_the_links_subnet_is_refused_before_any_patch(talos_sim: C
     for args in (("phase", "vip", "--dry-run"), ("phase", "vip")):
         run = run_labup("-c", str(lab_file), *args)
         assert run.returncode == 2, run.stderr
-        assert "vip.address: 198.51.100.250 is outside every prefix of ens18" in run.stderr
-        assert "192.0.2.0/24" in run.stderr
+        assert "vip.address: 198.51.100.250 is outside every prefix of ens18" in shown(run)
+        assert "192.0.2.0/24" in shown(run)
     assert sim.calls(verb="patch") == []

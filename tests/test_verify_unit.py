@@ -208,10 +208,13 @@ def test_exit_1_when_a_check_fails(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert "labup: error: 1 check(s) failed: vip-arp" in err
 
 
-def test_without_json_stdout_stays_empty(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                         lab: Lab) -> None:
+def test_without_json_the_result_is_on_stdout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                              lab: Lab) -> None:
+    """The checks are the command's result: on stdout (`labup verify > report.txt`); with --json,
+    stdout is the JSON document alone and the human view moves to stderr."""
     run_command(monkeypatch, lab, {"vip-arp": PASS}, json_out=False)
-    assert capsys.readouterr().out == ""
+    out, err = capsys.readouterr()
+    assert "pass  vip-arp" in out and "summary: 1 pass" in out and "vip-arp" not in err
 
 
 def test_unknown_check_exits_2_before_loading_anything(tmp_path: Path) -> None:

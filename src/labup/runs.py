@@ -36,7 +36,9 @@ class Options:
 def _reporter(opts: Options) -> Any:
     from labup.ui import Reporter
 
-    return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose)
+    # the result on stdout (a plan can be saved: `> plan.txt`), unless stdout carries the JSON document
+    return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose,
+                    out=sys.stderr if opts.json else sys.stdout)
 
 
 def _emit_json(opts: Options, doc: dict[str, Any]) -> None:
@@ -200,8 +202,10 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
     from labup.engine.journal import Journal, ensure_state_dir
     from labup.engine.lock import LabLock
     from labup.engine.runner import Runner
+    from labup.targets import describe
 
     reporter = _reporter(opts)
+    reporter.header(describe(lab))
     ctx = Context(lab=lab, dry_run=dry_run, reporter=reporter)
     if dry_run:
         report = Runner(ctx, phases, command, journal=None).run()

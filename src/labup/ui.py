@@ -39,21 +39,14 @@ def clean(text: str) -> str:
                         redact(text))
 
 
-class Reporter:
-    """Shows progress one line per step; `quiet` keeps only errors and the summary."""
+class _Channel:
+    """One output stream: rich on a colour terminal, plain lines otherwise."""
 
-    def __init__(self, *, color: bool | None = None, quiet: bool = False, verbose: bool = False,
-                 stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        tty = self.stream.isatty()
-        no_color = bool(os.environ.get("NO_COLOR"))
-        self.rich = tty and not no_color and (color is not False)
-        self.quiet = quiet
-        self.verbose = verbose
-        self._current: tuple[str, str] | None = None
+    def __init__(self, stream: IO[str], color: bool | None) -> None:
+        self.stream = stream
+        tty = stream.isatty()
+        self.rich = tty and not os.environ.get("NO_COLOR") and (color is not False)
         self._console: Any = None
-
-    # -- rich plumbing ---------------------------------------------------------------------------
 
     @property
     def console(self) -> Any:
@@ -63,7 +56,7 @@ class Reporter:
             self._console = Console(file=self.stream, highlight=False)
         return self._console
 
-    def _line(self, text: str, style: str | None = None) -> None:
+    def line(self, text: str, style: str | None = None) -> None:
         text = clean(text)
         if self.rich:
             from rich.text import Text
@@ -73,11 +66,44 @@ class Reporter:
             self.stream.write(text + "\n")
             self.stream.flush()
 
+
+class Reporter:
+    """What a run shows: its result (the plan, each step, the summary, the checks) on `out` (stdout,
+    so `labup apply --dry-run > plan.txt` keeps the plan), its progress, notes and errors on `stream`
+    (stderr). With --json, stdout carries the JSON document and both go to stderr."""
+
+    def __init__(self, *, color: bool | None = None, quiet: bool = False, verbose: bool = False,
+                 stream: IO[str] | None = None, out: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._err = _Channel(self.stream, color)
+        self._res = self._err if out is None or out is self.stream else _Channel(out, color)
+        self.rich = self._err.rich
+        self.quiet = quiet
+        self.verbose = verbose
+        self._current: tuple[str, str] | None = None
+
+    # -- rich plumbing ---------------------------------------------------------------------------
+
+    @property
+    def console(self) -> Any:
+        return self._err.console
+
+    def _line(self, text: str, style: str | None = None) -> None:
+        self._err.line(text, style)
+
+    def _out(self, text: str, style: str | None = None) -> None:
+        self._res.line(text, style)
+
     # -- events ----------------------------------------------------------------------------------
+
+    def header(self, text: str) -> None:
+        """What the run is about to talk to (lab file, cluster, Talos endpoints): first, on the result."""
+        if not self.quiet:
+            self._out(text, "bold")
 
     def phase(self, name: str) -> None:
         if not self.quiet:
-            self._line(f"== {name}", "bold")
+            self._out(f"== {name}", "bold")
 
     @contextmanager
     def step(self, phase: str, step: str, spinner: bool = False) -> Iterator[None]:
@@ -102,14 +128,14 @@ class Reporter:
         text = f"  {r.status:<12} {r.phase}/{r.step}"
         if r.summary:
             text += f": {redact(r.summary)}"
-        self._line(text, _STYLE.get(r.status))
+        self._out(text, _STYLE.get(r.status))
         if r.error:
-            self._line(f"    error: {redact(r.error)}", "red")
+            self._out(f"    error: {redact(r.error)}", "red")
         if r.hint:
-            self._line(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
+            self._out(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
         if r.diff and (r.status in ("would-change", "changed", "unknown") or self.verbose):
             for line in redact(r.diff).rstrip("\n").splitlines():
-                self._line(f"    {line}", _diff_style(line))
+                self._out(f"    {line}", _diff_style(line))
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -157,7 +183,7 @@ class Reporter:
             if report.error:  # e.g. a pre-flight failure: no step ran, but the user must see why
                 self.error(report.error, report.hint)
             return
-        if self.rich:
+        if self._res.rich:
             from rich.table import Table
             from rich.text import Text
 
@@ -168,21 +194,21 @@ class Reporter:
             for r in rows:  # Text, never markup: a detail may hold `[/x]` or `[link=...]` from outside
                 table.add_row(Text(clean(r.phase)), Text(clean(r.step)),
                               Text(r.status, style=_STYLE.get(r.status, "")), Text(clean(r.error or r.summary or "")))
-            self.console.print(table)
+            self._res.console.print(table)
         else:
             counts: dict[str, int] = {}
             for r in rows:
                 counts[r.status] = counts.get(r.status, 0) + 1
-            self._line("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+            self._out("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if report.error:
             self.error(report.error, report.hint)
         elif report.dry_run:
-            self._line("dry run: nothing was changed", "dim")
+            self._out("dry run: nothing was changed", "dim")
 
     def checks(self, results: list[CheckResult], title: str) -> None:
         """Verify's checks: a table on a terminal, a line each otherwise; hints under the problems."""
         shown = [r for r in results if not self.quiet or r.status == "fail"]
-        if self.rich and shown:
+        if self._res.rich and shown:
             from rich.table import Table
             from rich.text import Text
 
@@ -191,19 +217,19 @@ class Reporter:
                 table.add_column(col)
             for r in shown:  # Text, not markup: a summary may hold brackets (an IPv6 URL)
                 table.add_row(r.name, Text(r.status, style=_STYLE.get(r.status, "")), Text(clean(r.summary)))
-            self.console.print(table)
+            self._res.console.print(table)
             for r in shown:
                 if r.hint and r.status != "pass":
-                    self._line(f"  {r.name}: {redact(r.hint)}", "yellow" if r.status == "fail" else "dim")
+                    self._out(f"  {r.name}: {redact(r.hint)}", "yellow" if r.status == "fail" else "dim")
         else:
             for r in shown:
-                self._line(f"  {r.status:<5} {r.name}: {redact(r.summary)}", _STYLE.get(r.status))
+                self._out(f"  {r.status:<5} {r.name}: {redact(r.summary)}", _STYLE.get(r.status))
                 if r.hint and r.status != "pass":
-                    self._line(f"    hint: {redact(r.hint)}", "dim")
+                    self._out(f"    hint: {redact(r.hint)}", "dim")
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        self._line("summary: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no check run"))
+        self._out("summary: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no check run"))
 
 
 def _size(nbytes: int) -> str:

@@ -1,4 +1,5 @@
-"""`labup verify`: run the selected checks, show them (stderr), the --json document (stdout), exit code.
+"""`labup verify`: run the selected checks, show them (stdout; stderr with --json), the --json document
+(stdout), exit code.
 
 Exit 0 when no check fails (warn and skip do not fail), else 1. Verify only reads: no lock, no journal.
 """
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 def run_command(opts: Options, lab: Lab, names: list[str]) -> int:
     from labup.ui import Reporter
 
-    reporter = Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose)
+    reporter = Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose,
+                        out=sys.stderr if opts.json else sys.stdout)
     timeout = lab.verify.timeout_s
     with reporter.step("verify", f"{len(names)} checks", spinner=True):
         results = run_checks(lab, names)
