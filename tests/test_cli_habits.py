@@ -152,3 +152,13 @@ def test_the_plan_goes_to_stdout_after_a_header_naming_what_it_talks_to(no_outsi
     assert f"context homelab at https://127.0.0.1:1 (kubeconfig {kubeconfig})" in header
     assert "== vip" in plan.stdout and "summary: " in plan.stdout and "== vip" not in plan.stderr
     assert "not-a-real-token" not in plan.stdout + plan.stderr
+
+
+def test_a_plan_is_one_line_per_step_and_diffs_come_on_request(no_outside_tools: None) -> None:
+    short = run_labup("-c", str(EXAMPLE), "apply", "--dry-run")
+    full = run_labup("-c", str(EXAMPLE), "apply", "--dry-run", "--diff")
+    assert short.returncode == full.returncode == 0
+    assert "kind: Layer2VIPConfig" not in short.stdout and "(--diff shows what each step" in short.stdout
+    assert "kind: Layer2VIPConfig" in full.stdout and "hostNetwork: true" in full.stdout
+    assert len(short.stdout.splitlines()) * 3 < len(full.stdout.splitlines())
+    assert "kind: Layer2VIPConfig" in run_labup("-c", str(EXAMPLE), "-v", "apply", "--dry-run").stdout

@@ -121,7 +121,7 @@ def test_absent_namespace_created_labelled_converged_then_deleted_by_rollback(em
 def test_baseline_namespace_dry_run_then_labelled_then_restored_exactly(emu: KubeEmulator, lab: Path) -> None:
     emu.create("v1", "Namespace", {"metadata": {"name": "traefik", "labels": BASELINE}})
 
-    result, doc = labup(lab, "apply", "--dry-run", "--only", "namespace")
+    result, doc = labup(lab, "apply", "--dry-run", "--diff", "--only", "namespace")
     assert result.returncode == 0, result.stderr
     planned = step(doc)
     assert planned["status"] == "would-change"
@@ -218,7 +218,7 @@ def test_no_kubeconfig_stops_apply_in_preflight_and_dry_run_says_unknown(
 
     missing = tmp_path / "nowhere" / "kubeconfig"
     lab = write_lab(lab_data(missing))
-    result, doc = labup(lab, "apply", "--dry-run", "--only", "namespace")
+    result, doc = labup(lab, "apply", "--dry-run", "--diff", "--only", "namespace")
     assert result.returncode == 0, result.stderr
     planned = step(doc)
     assert planned["status"] == "unknown"
@@ -230,7 +230,7 @@ def test_an_unreachable_api_is_unknown_in_a_dry_run(write_lab: Callable[..., Pat
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     lab = write_lab(lab_data(_kubeconfig(tmp_path, port)))
-    result, doc = labup(lab, "apply", "--dry-run", "--only", "namespace")
+    result, doc = labup(lab, "apply", "--dry-run", "--diff", "--only", "namespace")
     assert result.returncode == 0, result.stderr
     planned = step(doc)
     assert planned["status"] == "unknown"

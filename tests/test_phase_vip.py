@@ -88,7 +88,7 @@ def test_new_form_dry_run_apply_twice_and_rollback(vip_lab: Callable[..., VipLab
     sim = lab.sim
     original = {a: sim.config_text(a) for a in (EXAMPLE_CP, EXAMPLE_WORKER)}
 
-    dry = lab.labup("phase", "vip", "--dry-run")
+    dry = lab.labup("phase", "vip", "--dry-run", "--diff")
     assert dry.returncode == 0, dry.stderr
     assert lab.patches() == []
     assert "would-change vip/talos-unw-ifc" in shown(dry)
@@ -161,7 +161,7 @@ def test_legacy_form_merges_into_the_operators_entry(vip_lab: Callable[..., VipL
         node.config = yamlio.dump(v1)  # the simulator's canonical encoding, as a node would store it
     original = sim.config_text(EXAMPLE_CP)
 
-    dry = lab.labup("phase", "vip", "--dry-run")
+    dry = lab.labup("phase", "vip", "--dry-run", "--diff")
     assert dry.returncode == 0, dry.stderr
     assert " ip: 192.0.2.250" in shown(dry) and "+        vip:" in shown(dry)
     assert "         mtu: 1500" in shown(dry)  # context: the entry's own keys, unchanged

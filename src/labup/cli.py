@@ -31,6 +31,9 @@ DETAILED_HELP = ("exit 0 when there is nothing to do, 5 when changes are pending
                  "nothing is known to change but some state could not be read; errors keep 1-4")
 
 
+DIFF_HELP = "show what each step changes or would change (the Talos patch, labels, Helm values); -v too"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"labup {__version__}")
@@ -95,9 +98,12 @@ def apply(
         "--skip", help="skip these phases (repeatable, or a comma list)")] = None,
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help=DETAILED_HELP)] = False,
+    diff: Annotated[bool, typer.Option("--diff", help=DIFF_HELP)] = False,
 ) -> None:
     """Run every phase in order (vip, helm, namespace, traefik), then verify."""
     from labup import runs
+
+    ctx.obj.diff = diff
 
     _finish(runs.apply(ctx.obj, dry_run=dry_run, only=only or [], skip=skip or [],
                        detailed_exitcode=detailed_exitcode))
@@ -110,8 +116,11 @@ def phase(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read and show the plan; change nothing")]
     = False,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help=DETAILED_HELP)] = False,
+    diff: Annotated[bool, typer.Option("--diff", help=DIFF_HELP)] = False,
 ) -> None:
     from labup import runs
+
+    ctx.obj.diff = diff
 
     _finish(runs.apply(ctx.obj, dry_run=dry_run, only=[name], skip=[], single=True,
                        detailed_exitcode=detailed_exitcode))

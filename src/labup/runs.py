@@ -31,13 +31,14 @@ class Options:
     verbose: bool = False
     quiet: bool = False
     color: bool | None = None
+    diff: bool = False  # show each step's diff (apply/phase --diff; -v shows them too)
 
 
 def _reporter(opts: Options) -> Any:
     from labup.ui import Reporter
 
     # the result on stdout (a plan can be saved: `> plan.txt`), unless stdout carries the JSON document
-    return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose,
+    return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose, diff=opts.diff,
                     out=sys.stderr if opts.json else sys.stdout)
 
 

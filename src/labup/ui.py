@@ -73,13 +73,14 @@ class Reporter:
     (stderr). With --json, stdout carries the JSON document and both go to stderr."""
 
     def __init__(self, *, color: bool | None = None, quiet: bool = False, verbose: bool = False,
-                 stream: IO[str] | None = None, out: IO[str] | None = None) -> None:
+                 stream: IO[str] | None = None, out: IO[str] | None = None, diff: bool = False) -> None:
         self.stream = stream or sys.stderr
         self._err = _Channel(self.stream, color)
         self._res = self._err if out is None or out is self.stream else _Channel(out, color)
         self.rich = self._err.rich
         self.quiet = quiet
         self.verbose = verbose
+        self.diff = diff or verbose  # a plan is one line per step; its diffs on request (--diff, -v)
         self._current: tuple[str, str] | None = None
 
     # -- rich plumbing ---------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class Reporter:
             self._out(f"    error: {redact(r.error)}", "red")
         if r.hint:
             self._out(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
-        if r.diff and (r.status in ("would-change", "changed", "unknown") or self.verbose):
+        if r.diff and self.diff:
             for line in redact(r.diff).rstrip("\n").splitlines():
                 self._out(f"    {line}", _diff_style(line))
 
@@ -200,6 +201,8 @@ class Reporter:
             for r in rows:
                 counts[r.status] = counts.get(r.status, 0) + 1
             self._out("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if any(r.diff for r in rows) and not self.diff and not self.quiet:
+            self._out("(--diff shows what each step changes or would change)", "dim")
         if report.error:
             self.error(report.error, report.hint)
         elif report.dry_run:
