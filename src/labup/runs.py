@@ -228,7 +228,7 @@ def _fresh_journal_if_untrusted(journal: Any, reporter: Any) -> None:
     """A journal with lines labup cannot use, or entries of another lab, is set aside (renamed,
     kept) rather than appended to: this run's entries must be provably this lab's."""
     reading = journal.read()
-    if not reading.unusable and not journal.foreign():
+    if not reading.unusable and not journal.foreign(reading):  # one read of the file for both
         return
     kept = journal.set_aside()
     why = (f"{len(reading.unusable)} line(s) it cannot use" if reading.unusable
@@ -354,11 +354,12 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
     report = m.RunReport(command="rollback" + (f" {phase}" if phase else ""), dry_run=False)
     with LabLock(lab.state_dir, journal.run_id) as lock:
         lock.set_command(report.command)
-        unusable = journal.read().unusable
+        reading = journal.read()
+        unusable = reading.unusable
         if unusable:
             lines = ", ".join(str(n) for n in unusable[:10]) + (" ..." if len(unusable) > 10 else "")
             reporter.note(f"{journal.path}: skipped {len(unusable)} line(s) labup cannot use (line {lines})")
-        pending = journal.pending_undos(phase)
+        pending = journal.pending_undos(phase, reading)
         if not pending:
             reporter.note("nothing to roll back: the journal has no change labup still owns")
         else:

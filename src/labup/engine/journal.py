@@ -152,15 +152,16 @@ class Journal:
     def events(self) -> Iterator[dict[str, Any]]:
         yield from self.read().events
 
-    def foreign(self) -> bool:
+    def foreign(self, reading: Reading | None = None) -> bool:
         """True when some entry names another lab (or none: written before labs were named)."""
-        return any(ev.get("lab") != self.lab_id for ev in self.read().events) if self.lab_id else False
+        events = (reading or self.read()).events
+        return any(ev.get("lab") != self.lab_id for ev in events) if self.lab_id else False
 
-    def pending_undos(self, phase: str | None = None) -> list[PendingUndo]:
+    def pending_undos(self, phase: str | None = None, reading: Reading | None = None) -> list[PendingUndo]:
         """Applied changes not undone yet, newest first (what `labup rollback` would undo). Entries
         whose lab is not this one carry `foreign`: reported, never executed."""
         applied: dict[tuple[str, str, str], PendingUndo] = {}
-        for ev in self.read().events:
+        for ev in (reading or self.read()).events:
             key = (str(ev.get("run", "")), str(ev.get("phase", "")), str(ev.get("step", "")))
             if ev.get("event") == "applied" and isinstance(ev.get("undo"), dict):
                 foreign = None
