@@ -17,19 +17,21 @@ from labup.checks.model import FAIL, Check, CheckContext, CheckResult, CheckTime
 
 if TYPE_CHECKING:
     from labup.config import Lab
+    from labup.engine.shared import RunShared
 
 GRACE_S = 0.5  # after the deadline: time for checks to turn "timed out" into their own diagnosis
 
 
 def run_checks(lab: Lab, names: list[str], *, registry: Mapping[str, Check] | None = None,
-               timeout_s: float | None = None, grace_s: float = GRACE_S) -> list[CheckResult]:
+               timeout_s: float | None = None, grace_s: float = GRACE_S,
+               shared: RunShared | None = None) -> list[CheckResult]:
     """Run the named checks concurrently; one result per name, in the order given."""
     if registry is None:
         from labup.checks.registry import REGISTRY
 
         registry = REGISTRY
     timeout = float(timeout_s if timeout_s is not None else lab.verify.timeout_s)
-    ctx = CheckContext(lab, names, timeout)
+    ctx = CheckContext(lab, names, timeout, shared)
     started = time.monotonic()
     done: dict[str, CheckResult] = {}
     events: dict[str, threading.Event] = {}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from labup.config import Lab
+    from labup.engine.shared import RunShared
 
 T = TypeVar("T")
 
@@ -89,8 +90,12 @@ class _Slot:
 class CheckContext:
     """What a running check may use: the lab, the time left, shared facts, other checks' results."""
 
-    def __init__(self, lab: Lab, selected: list[str], timeout_s: float) -> None:
+    def __init__(self, lab: Lab, selected: list[str], timeout_s: float, shared: RunShared | None = None) -> None:
+        from labup.engine.shared import RunShared
+
         self.lab = lab
+        # the run's adapters and fact snapshots: inside `labup apply`, the ones its phases already read
+        self.shared = shared if shared is not None else RunShared()
         self.selected = tuple(selected)
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from labup.config import Lab
 from labup.engine.retry import call_with_retry
+from labup.engine.shared import RunShared
 from labup.errors import TransientError, Unreadable
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class Context:
     dry_run: bool
     reporter: Reporter
     facts: dict[str, Any] = field(default_factory=dict)  # e.g. "vip_holder" set by vip, read by traefik
-    _adapters: dict[str, Any] = field(default_factory=dict)
+    shared: RunShared = field(default_factory=RunShared)  # adapters and fact snapshots of this run
 
     def retry(self, fn: Callable[[], Any], what: str) -> Any:
         """Run a read or write with the lab's retry policy, telling the user about each retry."""
@@ -49,9 +50,7 @@ class Context:
 
     def adapter(self, name: str, factory: Callable[[Context], Any]) -> Any:
         """One adapter instance per system per run, created on first use (imports stay lazy)."""
-        if name not in self._adapters:
-            self._adapters[name] = factory(self)
-        return self._adapters[name]
+        return self.shared.get(name, lambda: factory(self))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ class _Batch:
 
         with self._lock:
             if self._results is None:
-                self._results = {r.name: r for r in run_checks(ctx.lab, self.names)}
+                self._results = {r.name: r for r in run_checks(ctx.lab, self.names, shared=ctx.shared)}
                 cert = self._results.get("https-cert")
                 if cert is not None and acme_pending(cert):
                     self._results["https-cert"] = await_certificate(ctx, cert)
@@ -79,7 +79,7 @@ def await_certificate(ctx: Context, first: CheckResult) -> CheckResult:
             return result
         time.sleep(min(interval, left))
         interval = CERT_POLL_S[1]
-        result = run_checks(ctx.lab, ["https-cert"])[0]
+        result = run_checks(ctx.lab, ["https-cert"], shared=ctx.shared)[0]
         if time.monotonic() - noted >= CERT_NOTE_EVERY_S and acme_pending(result):
             noted = time.monotonic()
             ctx.reporter.note(f"still no certificate for {domains} after {noted - started:.0f}s")
