@@ -265,8 +265,8 @@ def test_a_node_that_comes_back_is_patched(vip_lab: Callable[..., VipLab]) -> No
     result = lab.labup("phase", "vip")
     assert result.returncode == 0, result.stderr
     assert "attempt 2 failed" in shown(result)
-    first_read = [c for c in lab.sim.calls(verb="get", node=EXAMPLE_CP) if "machinetype" in c["argv"]]
-    assert [c["rc"] for c in first_read] == [1, 1, 0]
+    first_read = [c for c in lab.sim.calls(verb="get", node=EXAMPLE_CP) if "machineconfig" in c["argv"]]
+    assert [c["rc"] for c in first_read] == [1, 1, 0, 0]  # retried twice, read, read again after the patch
     assert len(lab.patches(EXAMPLE_CP)) == 1
 
 
@@ -409,3 +409,77 @@ def test_not_registered_hint_names_the_client_too() -> None:
     node_side = _hint_for('1 error occurred: * 192.0.2.10: rpc error: code = InvalidArgument desc = '
                           '"Layer2VIPConfig" "v1alpha1": not registered') or ""
     assert "this node runs Talos < 1.12" in node_side
+
+
+# -- one read per fact (labup.facts.talos): each fact for all nodes in one talosctl call (`-n a,b,c`),
+# whatever the lab's size; a node that fails does not hide the others. The simulator does multi-node
+# `get` as talosctl does: every object tagged with its `node`; talosctl <= 1.13 prints the nodes that
+# answered and an error for the others, talosctl 1.14 prints nothing when any node fails.
+
+EXAMPLE_WORKER_3CP = "192.0.2.127"
+
+
+def talos_calls(lab: VipLab) -> list[dict[str, Any]]:
+    return lab.sim.calls()
+
+
+def converged_calls(lab: VipLab) -> list[dict[str, Any]]:
+    first = lab.labup("phase", "vip")
+    assert first.returncode == 0, first.stderr
+    lab.sim.clear_calls()
+    again = lab.labup("--json", "phase", "vip")
+    assert again.returncode == 0, again.stderr
+    return talos_calls(lab)
+
+
+def test_a_converged_vip_phase_asks_four_times_however_many_nodes(vip_lab: Callable[..., VipLab]) -> None:
+    small = converged_calls(vip_lab(Lab.single_cp_worker("v1.13.0")))
+    big = converged_calls(vip_lab(Lab.three_cp("v1.13.0", with_worker=True)))
+    assert len(small) == len(big) == 4, [c["argv"][-4:] for c in big]
+    verbs = sorted(" ".join(c["argv"][c["argv"].index("get"):][:2]) for c in big)
+    assert verbs == ["get addresses", "get links", "get machineconfig", "get nodename"]
+    assert all(len(c["nodes"]) == 4 for c in big)  # every node in the one call
+    assert not any("version" in c["argv"] for c in big)  # a converged node needs no version
+
+
+def test_a_patch_reads_the_version_of_all_control_planes_once(vip_lab: Callable[..., VipLab]) -> None:
+    lab = vip_lab(Lab.three_cp("v1.13.0", with_worker=True))
+    result = lab.labup("phase", "vip")
+    assert result.returncode == 0, result.stderr
+    assert len(lab.patches()) == 3
+    gets = [[*c["argv"][c["argv"].index("get"):], c["nodes"]] for c in talos_calls(lab) if "get" in c["argv"]]
+    versions = [g for g in gets if g[1] == "version"]
+    assert len(versions) == 1 and len(versions[0][-1]) == 4, gets
+
+
+def test_an_unreachable_worker_is_retried_alone_and_named(vip_lab: Callable[..., VipLab]) -> None:
+    lab = vip_lab(Lab.three_cp("v1.13.0", with_worker=True))
+    lab.sim.set_reachable(EXAMPLE_WORKER_3CP, False)
+    dry = lab.labup("phase", "vip", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    out = shown(dry)
+    assert "would-change vip/talos-cp-1" in out and "would-change vip/talos-cp-3" in out
+    assert "unknown      vip/talos-worker-1" in out and "no route to host" in out
+    configs = [c for c in talos_calls(lab) if "machineconfig" in c["argv"]]
+    assert len(configs[0]["nodes"]) == 4  # one call for everyone ...
+    assert len(configs) >= 2 and all(c["nodes"] == [EXAMPLE_WORKER_3CP] for c in configs[1:])  # then it alone
+    assert lab.patches() == []
+
+
+def test_talosctl_1_14_fails_everyone_for_one_node_and_the_others_are_asked_again(
+        vip_lab: Callable[..., VipLab]) -> None:
+    sim_lab = Lab.three_cp("v1.13.0", with_worker=True)
+    sim_lab.client_version = "v1.14.0"
+    lab = vip_lab(sim_lab)
+    lab.sim.set_reachable(EXAMPLE_WORKER_3CP, False)
+    probe = lab.sim.run("-e", "192.0.2.11", "-n", f"192.0.2.11,{EXAMPLE_WORKER_3CP}", "get", "links", "-o", "json")
+    assert probe.returncode == 1 and probe.stdout == ""  # the simulator's 1.14: nothing printed at all
+    assert f"\n{EXAMPLE_WORKER_3CP}: error getting server version" in probe.stderr
+    lab.sim.clear_calls()
+    dry = lab.labup("phase", "vip", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    out = shown(dry)
+    assert "would-change vip/talos-cp-2" in out, out
+    assert "unknown      vip/talos-worker-1" in out
+    configs = [c for c in talos_calls(lab) if "machineconfig" in c["argv"]]
+    assert [len(c["nodes"]) for c in configs[:2]] == [4, 3]  # everyone, then the collateral three

@@ -32,17 +32,23 @@ NODES = {"cp": ("192.0.2.10", "controlplane"), "wk": ("192.0.2.11", "worker")}
 
 FAKE_TALOSCTL = textwrap.dedent("""\
     #!{python}
-    # fake talosctl: `-n ADDR get KIND -o json` prints $FAKE_TALOS_DIR/ADDR.KIND.json as is
+    # fake talosctl: `-n A,B get KIND -o json` prints $FAKE_TALOS_DIR/A.KIND.json, B.KIND.json as they are;
+    # a node without a file fails as talosctl 1.13 says it (the others still printed, exit 1)
     import os, sys
     args = sys.argv[1:]
-    node = args[args.index("-n") + 1]
+    nodes = args[args.index("-n") + 1].split(",")
     kind = args[args.index("get") + 1]
-    path = os.path.join(os.environ["FAKE_TALOS_DIR"], f"{{node}}.{{kind}}.json")
-    if not os.path.exists(path):
-        sys.stderr.write(f'rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
-                         f'while dialing: dial tcp {{node}}:50000: connect: no route to host"\\n')
+    errors = []
+    for node in nodes:
+        path = os.path.join(os.environ["FAKE_TALOS_DIR"], f"{{node}}.{{kind}}.json")
+        if os.path.exists(path):
+            sys.stdout.write(open(path).read())
+        else:
+            errors.append(f'rpc error: code = Unavailable desc = connection error: desc = "transport: Error '
+                          f'while dialing: dial tcp {{node}}:50000: connect: no route to host"')
+    if errors:
+        sys.stderr.write(f"{{len(errors)}} error(s) occurred:\\n" + "".join(f"\\t* {{e}}\\n" for e in errors))
         sys.exit(1)
-    sys.stdout.write(open(path).read())
 """)
 
 

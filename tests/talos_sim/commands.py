@@ -148,6 +148,12 @@ def cmd_get(ctx: Context) -> int:
         raise TalosError(ep_err)
     contacts = ctx.contact(nodes)
     ctx.version_check(contacts)
+    failed = [(addr, err) for addr, err in contacts.items() if err is not None]
+    if failed and parse_version(ctx.lab.client_version) >= (1, 14, 0):
+        # talosctl 1.14 asks every node's version first and stops at the first that fails: nothing of
+        # the others is printed (helpers.ClientVersionCheck, cmd/talosctl/cmd/talos/get.go)
+        addr, err = failed[0]
+        raise TalosError(f"{addr}: error getting server version: {err}")
     writer = output.new_writer(ctx.inv.get("output", "table"))
     if contacts[nodes[0]] is not None:  # resolving the type is an RPC to the first node
         raise TalosError(str(contacts[nodes[0]]))

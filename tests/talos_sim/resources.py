@@ -101,6 +101,13 @@ def _addresses(lab: Lab, node: Node) -> list[tuple[str, int, Any]]:
     return out
 
 
+def _version(lab: Lab, node: Node) -> list[tuple[str, int, Any]]:
+    """Versions.runtime.talos.dev (Talos >= 1.10, runtime.VersionController): spec.version is the Tag."""
+    if parse_version(node.version) < (1, 10, 0):
+        return []
+    return [("version", 1, {"name": "Talos", "version": node.version})]
+
+
 TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         "MachineTypes.config.talos.dev", "config", "config.MachineTypeController",
@@ -116,6 +123,10 @@ TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         "LinkStatuses.net.talos.dev", "network", "network.LinkStatusController",
         ("link", "links", "linkstatus", "linkstatuses"), _links,
+    ),
+    ResourceType(
+        "Versions.runtime.talos.dev", "runtime", "runtime.VersionController",
+        ("version", "versions", "versions.runtime"), _version,
     ),
     ResourceType(
         "AddressStatuses.net.talos.dev", "network", "network.AddressStatusController",

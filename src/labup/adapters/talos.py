@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labup.adapters.process import ToolResult, ToolTimeout, find_tool, run_tool
-from labup.errors import PermanentError, TransientError, Unreadable
+from labup.errors import LabupError, PermanentError, TransientError, Unreadable
 from labup.redact import redact
 
 if TYPE_CHECKING:
@@ -109,6 +109,14 @@ class MachineConfig:
     __str__ = __repr__
 
 
+@dataclass
+class PerNode:
+    """One talosctl call over several nodes: each node's resources, or why that node did not answer."""
+
+    found: dict[str, list[dict[str, Any]]]
+    failed: dict[str, LabupError]
+
+
 @dataclass(frozen=True)
 class PatchOutcome:
     applied: bool  # False: talosctl said `Apply was skipped: no changes detected.`
@@ -126,6 +134,20 @@ def parse_stream(text: str) -> Iterator[dict[str, Any]]:
         obj, pos = decoder.raw_decode(text, pos)
         if isinstance(obj, dict):
             yield obj
+
+
+def parse_link(res: dict[str, Any]) -> Link:
+    spec, meta = res.get("spec") or {}, res.get("metadata") or {}
+    return Link(name=str(meta.get("id", "")), mac=str(spec.get("hardwareAddr") or "").lower(),
+                type=str(spec.get("type") or ""), kind=str(spec.get("kind") or ""),
+                state=str(spec.get("operationalState") or ""))
+
+
+def parse_address(res: dict[str, Any]) -> Address:
+    spec, meta = res.get("spec") or {}, res.get("metadata") or {}
+    rid = str(meta.get("id", ""))
+    return Address(id=rid, cidr=str(spec.get("address") or rid.split("/", 1)[-1]),
+                   link=str(spec.get("linkName") or rid.split("/", 1)[0]))
 
 
 def client_tag(version_output: str) -> str | None:
@@ -172,7 +194,7 @@ class TalosAdapter:
         self.timeout = timeout_s if timeout_s is not None else lab.talos.timeout_s
         self._binary: Path | None = None
         self._talosconfig: Path | None = None
-        self.client_version: str | None = None  # talosctl's own tag, known after the first version()
+        self.client_tag: str | None = None  # talosctl's own tag, known after version() or client_version()
 
     @classmethod
     def from_context(cls, ctx: Context) -> TalosAdapter:
@@ -183,7 +205,7 @@ class TalosAdapter:
     def version(self, node: str) -> str:
         """The Talos version the node runs (`Tag:` under `Server:`), e.g. `v1.13.0`."""
         out = self._run(node, ["version"], "version").stdout
-        self.client_version = client_tag(out) or self.client_version
+        self.client_tag = client_tag(out) or self.client_tag
         tag = server_tag(out)
         if tag is None:
             raise TalosFailed(f"talosctl version on {node}: no server Tag in its output",
@@ -199,22 +221,17 @@ class TalosAdapter:
         return specs[0]
 
     def links(self, node: str) -> list[Link]:
-        out = []
-        for res in self._get(node, "links"):
-            spec, meta = res.get("spec") or {}, res.get("metadata") or {}
-            out.append(Link(name=str(meta.get("id", "")), mac=str(spec.get("hardwareAddr") or "").lower(),
-                            type=str(spec.get("type") or ""), kind=str(spec.get("kind") or ""),
-                            state=str(spec.get("operationalState") or "")))
-        return out
+        return [parse_link(res) for res in self._get(node, "links")]
 
     def addresses(self, node: str) -> list[Address]:
-        out = []
-        for res in self._get(node, "addresses"):
-            spec, meta = res.get("spec") or {}, res.get("metadata") or {}
-            rid = str(meta.get("id", ""))
-            out.append(Address(id=rid, cidr=str(spec.get("address") or rid.split("/", 1)[-1]),
-                               link=str(spec.get("linkName") or rid.split("/", 1)[0])))
-        return out
+        return [parse_address(res) for res in self._get(node, "addresses")]
+
+    def client_version(self) -> str | None:
+        """talosctl's own tag (`version --client`: no node is asked)."""
+        if self.client_tag is None:
+            out = self._run_local(["version", "--client"], "version --client").stdout
+            self.client_tag = client_tag(out)
+        return self.client_tag
 
     def nodename(self, node: str) -> str:
         """The node's Kubernetes name (`get nodename`: spec.nodename)."""
@@ -229,6 +246,33 @@ class TalosAdapter:
         result = self._run(node, ["get", "machineconfig", "v1alpha1", "-o", "jsonpath={.spec}"],
                            "get machineconfig")
         return MachineConfig(load_config(result.stdout, node))
+
+    def get_each(self, nodes: list[str], kind: str, rid: str | None = None) -> PerNode:
+        """`talosctl -n A,B,... get KIND -o json`: one call for all the nodes. The endpoint's apid
+        proxies to each node; every object carries the `node` it came from. A node that fails does not
+        hide the others: their objects are still printed, and its error is said per node on stderr."""
+        args = ["get", kind, *([rid] if rid else []), "-o", "json"]
+        what = f"get {kind}"
+        result = self._run_each(nodes, args, what)
+        found: dict[str, list[dict[str, Any]]] = {}
+        try:
+            for obj in parse_stream(result.stdout):
+                node = str(obj.get("node") or (nodes[0] if len(nodes) == 1 else ""))
+                if node in nodes:
+                    found.setdefault(node, []).append(obj)
+        except ValueError as exc:
+            raise TalosFailed(f"talosctl {what} on {', '.join(nodes)}: not the JSON stream labup expects ({exc})",
+                              detail=str(exc), hint="is talosctl the Talos CLI, and recent enough?") from None
+        failed: dict[str, LabupError] = {}
+        if result.exit_code != 0:
+            detail = talos_error_text(result.stderr) or f"talosctl exited {result.exit_code} without a message"
+            for node in nodes:
+                if node not in found:
+                    failed[node] = self._error(node, what, _about(detail, node, nodes))
+        else:
+            for node in nodes:
+                found.setdefault(node, [])
+        return PerNode(found, failed)
 
     # -- the one write ----------------------------------------------------------------------------
 
@@ -251,6 +295,7 @@ class TalosAdapter:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def global_args(self, node: str) -> list[str]:
+        """talosctl's flags for one node or several (`a,b,c`: one call, answered per node)."""
         talos = self.lab.talos
         args: list[str] = []
         # always the file labup found (as talosctl would): both then read the same one
@@ -304,22 +349,40 @@ class TalosAdapter:
             raise TalosFailed(f"talosctl get {kind} on {node}: not the JSON stream labup expects ({exc})",
                               detail=str(exc), hint="is talosctl the Talos CLI, and recent enough?") from None
 
-    def _run(self, node: str, args: list[str], what: str) -> ToolResult:
+    def _run_each(self, nodes: list[str], args: list[str], what: str) -> ToolResult:
+        """The call as it is, whatever its exit code (a partial answer is judged per node)."""
         binary = self.binary()
         try:
-            result = run_tool(binary, [*self.global_args(node), *args], timeout=self.timeout, check=False)
+            return run_tool(binary, [*self.global_args(",".join(nodes)), *args], timeout=self.timeout, check=False)
         except ToolTimeout:
-            raise TalosUnreachable(f"talosctl {what} on {node}: no answer within {self.timeout:g}s",
+            raise TalosUnreachable(f"talosctl {what} on {', '.join(nodes)}: no answer within {self.timeout:g}s",
                                    hint=_UNREACHABLE_HINT) from None
+
+    def _run_local(self, args: list[str], what: str) -> ToolResult:
+        """A talosctl call that asks no node (no -e/-n)."""
+        try:
+            result = run_tool(self.binary(), args, timeout=self.timeout, check=False)
+        except ToolTimeout:
+            raise TalosFailed(f"talosctl {what}: no answer within {self.timeout:g}s", detail="timeout") from None
+        if result.exit_code != 0:
+            detail = talos_error_text(result.stderr) or f"talosctl exited {result.exit_code} without a message"
+            raise TalosFailed(f"talosctl {what}: {detail}", detail)
+        return result
+
+    def _run(self, node: str, args: list[str], what: str) -> ToolResult:
+        result = self._run_each([node], args, what)
         if result.exit_code == 0:
             return result
         detail = talos_error_text(result.stderr) or f"talosctl exited {result.exit_code} without a message"
+        raise self._error(node, what, detail)
+
+    def _error(self, node: str, what: str, detail: str) -> LabupError:
         message = f"talosctl {what} on {node}: {detail}"
         if is_auth_failure(detail):
-            raise TalosAuthFailed(message, hint=self._auth_hint(detail, what))
+            return TalosAuthFailed(message, hint=self._auth_hint(detail, what))
         if is_unreachable(detail):
-            raise TalosUnreachable(message, hint=_UNREACHABLE_HINT)
-        raise TalosFailed(message, detail, hint=_hint_for(detail))
+            return TalosUnreachable(message, hint=_UNREACHABLE_HINT)
+        return TalosFailed(message, detail, hint=_hint_for(detail))
 
     def _auth_hint(self, detail: str, what: str) -> str:
         who = self.identity_hint()
@@ -335,6 +398,17 @@ class TalosAdapter:
                     "context or file for this cluster, or its CA was rotated; set talos.talosconfig/context")
         return (f"TLS with the Talos API failed: a wrong or rotated CA, an expired client certificate, or an "
                 f"endpoint the node's certificate does not name ({who})")
+
+
+def _about(detail: str, node: str, nodes: list[str]) -> str:
+    """The part of a several-node error that is about `node`: apid names each node it failed to reach
+    (`* 10.0.0.2: rpc error: ...`); an error naming no node (the endpoint itself failed) is everyone's."""
+    points = [p.strip() for p in re.split(r"\s\*\s", f" {detail}") if p.strip()]
+    mine = [p for p in points if re.match(rf"^{re.escape(node)}\b", p) or f" {node}:" in f" {p}"]
+    if mine:
+        return " ".join(mine)
+    named = [p for p in points if any(re.match(rf"^{re.escape(n)}\b", p) for n in nodes)]
+    return " ".join(p for p in points if p not in named) or detail
 
 
 def _hint_for(detail: str) -> str | None:

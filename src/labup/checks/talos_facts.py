@@ -1,14 +1,16 @@
 """What Talos says about the VIP: each node's links (MACs) and which node carries the VIP address.
 
-`read_vip_facts` asks every node through the shared Talos adapter (`get links`, `get addresses`),
-each call bounded by what is left of the check's deadline; vip-holder judges the `VipFacts`.
+`read_vip_facts` reads every node's links and addresses from the run's Talos snapshot (one call per
+fact for all nodes), each call bounded by what is left of the check's deadline; vip-holder judges them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,8 @@ from labup.errors import LabupError
 if TYPE_CHECKING:
     from labup.adapters.talos import Address, Link
     from labup.config import Lab, Node
+    from labup.engine.shared import RunShared
+    from labup.facts.talos import TalosFacts
 
 _NO_MAC = "00:00:00:00:00:00"
 
@@ -77,36 +81,38 @@ def vip_link_of(addresses: list[Address], vip: str) -> str | None:
     return None
 
 
-def read_vip_facts(lab: Lab, timeout: float) -> VipFacts:
-    """Ask every node of the lab, concurrently, for its links and addresses (2 talosctl calls each)."""
+def read_vip_facts(lab: Lab, timeout: float, shared: RunShared) -> VipFacts:
+    """Every node's links and addresses from the run's Talos snapshot: two talosctl calls for the whole
+    lab, none inside `labup apply` when its vip phase has read them since its last write."""
     from labup.adapters.process import find_tool
+    from labup.facts.talos import facts
 
     if find_tool("talosctl") is None:
         raise TalosUnavailable("talosctl is not on PATH: cannot ask Talos which node holds the VIP",
                                hint="install talosctl (the version of your nodes), or --skip vip-holder")
-    out: dict[str, NodeLinks] = {}
-    threads = [threading.Thread(target=lambda n=node: out.__setitem__(n.name, _read_node(lab, n, timeout)),
-                                daemon=True) for node in lab.nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout + 0.2)
-    nodes = tuple(out.get(n.name) or NodeLinks(n.name, n.address, n.role, error="no answer in time")
-                  for n in lab.nodes)
-    return VipFacts(lab.vip.address, nodes)
-
-
-def _read_node(lab: Lab, node: Node, timeout: float) -> NodeLinks:
-    from labup.adapters.talos import TalosAdapter
-
+    snapshot = facts(lab, shared)
     deadline = time.monotonic() + timeout
+    # both facts at once (each is one call for all nodes); failures are kept in the snapshot, said below
+    first = lab.nodes[0].address
+    readers = [threading.Thread(target=_quietly, args=(read, first, deadline), daemon=True)
+               for read in (snapshot.links, snapshot.addresses)]
+    for thread in readers:
+        thread.start()
+    for thread in readers:
+        thread.join(timeout + 0.2)
+    return VipFacts(lab.vip.address, tuple(_read_node(snapshot, lab, n, deadline) for n in lab.nodes))
 
-    def adapter() -> TalosAdapter:  # each call gets what is left of the check's time
-        return TalosAdapter(lab, timeout_s=max(deadline - time.monotonic(), 0.1))
 
+def _quietly(read: Callable[..., object], node: str, deadline: float) -> None:
+    with contextlib.suppress(LabupError):
+        read(node, timeout=max(deadline - time.monotonic(), 0.1))
+
+
+def _read_node(snapshot: TalosFacts, lab: Lab, node: Node, deadline: float) -> NodeLinks:
+    # one attempt (a check works under a deadline), each call bounded by what is left of it
     try:
-        links = adapter().links(node.address)
-        addresses = adapter().addresses(node.address)
+        links = snapshot.links(node.address, timeout=max(deadline - time.monotonic(), 0.1))
+        addresses = snapshot.addresses(node.address, timeout=max(deadline - time.monotonic(), 0.1))
     except LabupError as exc:
         text = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
         return NodeLinks(node.name, node.address, node.role, error=text[:300], hint=exc.hint)

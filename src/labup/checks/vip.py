@@ -25,7 +25,7 @@ def arp_fact(ctx: CheckContext) -> Neighbour:
 def talos_fact(ctx: CheckContext) -> VipFacts:
     from labup.checks.talos_facts import read_vip_facts
 
-    return ctx.fact(TALOS_FACT, lambda: read_vip_facts(ctx.lab, ctx.remaining()))
+    return ctx.fact(TALOS_FACT, lambda: read_vip_facts(ctx.lab, ctx.remaining(), ctx.shared))
 
 
 def no_answer_hint(ctx: CheckContext) -> str:

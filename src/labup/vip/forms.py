@@ -89,6 +89,17 @@ class NodePlan:
 
 def plan(config: MachineConfig, form: str, want: Want, label: str) -> NodePlan:
     """What this node needs. A VIP configured in a way labup must not touch is a PreflightError."""
+    found = existing(config, want, label)
+    if found is not None:
+        return found
+    if form == DOCUMENT:
+        return _plan_document(want, label)
+    return _plan_interface(config, want, label)
+
+
+def existing(config: MachineConfig, want: Want, label: str) -> NodePlan | None:
+    """The converged plan when the config already carries the VIP (in either form: no version needed to
+    tell), None when it does not; a VIP on another link is a PreflightError."""
     places = _vip_places(config, want.vip)
     elsewhere = [(f, link) for f, link in places if link != want.link]
     if elsewhere:
@@ -99,11 +110,9 @@ def plan(config: MachineConfig, form: str, want: Want, label: str) -> NodePlan:
             hint=f"set vip.interface: {link} in lab.yaml, or remove that VIP from the node's config yourself")
     if places:
         where = places[0][0]
-        return NodePlan(form, True, f"{label}: already carries the VIP {want.vip} on {want.link} "
-                                    f"(a {describe(where)})")
-    if form == DOCUMENT:
-        return _plan_document(want, label)
-    return _plan_interface(config, want, label)
+        return NodePlan(where, True, f"{label}: already carries the VIP {want.vip} on {want.link} "
+                                     f"(a {describe(where)})")
+    return None
 
 
 def _plan_document(want: Want, label: str) -> NodePlan:

@@ -18,7 +18,7 @@ from labup.adapters.talos import Address
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PermanentError, Unreadable
 from labup.vip import forms
-from labup.vip.survey import Survey, label, talos
+from labup.vip.survey import Survey, label
 
 if TYPE_CHECKING:
     from labup.config import Lab, Node
@@ -69,11 +69,11 @@ class HolderStep(Step):
         timeout = self.lab.vip.wait_timeout_s
         deadline = time.monotonic() + timeout
         interval = min(2.0, max(0.2, timeout / 30))
-        adapter = talos(ctx)
         started = time.monotonic()
         while True:
-            # one attempt per node and round: an unreachable node must not eat the whole wait
-            last = self._look(lambda n: adapter.addresses(n.address))
+            # one talosctl call and one attempt per round: an unreachable node must not eat the whole wait
+            self.survey.forget_addresses(ctx)
+            last = self._look(lambda n: self.survey.addresses(ctx, n, retry=False))
             if last.holders:
                 node, link = last.holders[0]
                 # the runner reports the step with the summary read before the wait: say who holds it

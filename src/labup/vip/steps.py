@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labup.adapters.talos import CONTROL_PLANE_TYPES, INSTALL_URL, MachineConfig
+from labup.adapters.talos import CONTROL_PLANE_TYPES, INSTALL_URL
 from labup.engine.model import Observation, Step
 from labup.errors import ConfigError, LabupError, PreflightError
 from labup.vip import forms, templates
@@ -48,32 +48,42 @@ class NodeVipStep(Step):
         self.name = node.name
         self.survey = survey
         self.want = forms.Want(lab.vip.address, lab.vip.interface)
-        self._snapshot: MachineConfig | None = None  # pre-flight's read, used by the first observe
 
     # -- read -------------------------------------------------------------------------------------
 
-    def _facts(self, ctx: Context) -> tuple[str, str]:
-        """(form, label) once role, version and link are known good."""
+    def _check_link(self, ctx: Context) -> None:
+        """The role agrees with lab.yaml, and vip.interface is one of the node's links."""
         check_role(ctx, self.survey, self.node)
-        tag = self.survey.version(ctx, self.node)
-        version = forms.parse_version(tag)
-        if version is None:
-            raise PreflightError(f"{label(self.node)}: cannot tell its Talos version from '{tag}'",
-                                 hint="is talosctl talking to a Talos node?")
-        problem = forms.client_problem(talos(ctx).client_version, version, label(self.node, tag))
-        if problem:
-            raise PreflightError(problem, hint=f"install talosctl: {INSTALL_URL} (`talosctl version --client` "
-                                               "shows yours)")
         links = self.survey.links(ctx, self.node)
         if self.want.link not in [link.name for link in links]:
             real = [link for link in links if link.type != "loopback" and link.name != "lo"]
             named = ", ".join(link.describe() for link in real) or "none but loopback"
             raise PreflightError(
-                f"vip.interface: link '{self.want.link}' does not exist on {label(self.node, tag)}; "
+                f"vip.interface: link '{self.want.link}' does not exist on {label(self.node)}; "
                 f"its links: {named}",
                 hint="set vip.interface in lab.yaml to the link on the nodes' LAN"
                      + (f", e.g. {real[0].name}" if real else ""))
+
+    def _form(self, ctx: Context) -> tuple[str, str]:
+        """(form, label) for a patch: read only when one is needed (a converged node needs no version)."""
+        tag = self.survey.version(ctx, self.node)
+        version = forms.parse_version(tag)
+        if version is None:
+            raise PreflightError(f"{label(self.node)}: cannot tell its Talos version from '{tag}'",
+                                 hint="is talosctl talking to a Talos node?")
+        problem = forms.client_problem(talos(ctx).client_version(), version, label(self.node, tag))
+        if problem:
+            raise PreflightError(problem, hint=f"install talosctl: {INSTALL_URL} (`talosctl version --client` "
+                                               "shows yours)")
         return forms.form_for(version), label(self.node, tag)
+
+    def _plan(self, ctx: Context) -> forms.NodePlan:
+        config = self.survey.machineconfig(ctx, self.node)
+        found = forms.existing(config, self.want, label(self.node))  # a VIP configured elsewhere stops here
+        if found is not None:
+            return found
+        form, who = self._form(ctx)
+        return forms.plan(config, form, self.want, who)
 
     def _check_subnet(self, ctx: Context) -> None:
         """A VIP outside every prefix of its link can never answer ARP there: refuse before any patch
@@ -97,19 +107,13 @@ class NodeVipStep(Step):
                               hint="the VIP must be a free address in the control planes' own subnet on that link")
 
     def preflight(self, ctx: Context) -> None:
-        form, who = self._facts(ctx)
+        self._check_link(ctx)
         self._check_subnet(ctx)
-        config = self.survey.machineconfig(ctx, self.node)
-        forms.plan(config, form, self.want, who)  # a VIP configured elsewhere stops the run here
-        self._snapshot = config
+        self._plan(ctx)
 
     def observe(self, ctx: Context) -> Observation:
-        form, who = self._facts(ctx)
-        config, self._snapshot = self._snapshot, None
-        if config is None:  # every observe after the first reads the node again
-            config = self.survey.machineconfig(ctx, self.node)
-        plan = forms.plan(config, form, self.want, who)
-        del config  # the secrets leave memory with the read; only the plan (no secret) is kept
+        self._check_link(ctx)
+        plan = self._plan(ctx)  # the snapshot's config: re-read only after this run patched the node
         if plan.converged:
             self.survey.configured.add(self.node.address)
         return Observation(plan.converged, plan.summary, diff=plan.diff, data={"plan": plan})
@@ -124,8 +128,10 @@ class NodeVipStep(Step):
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
         plan: forms.NodePlan = seen.data["plan"]
         assert plan.fragment is not None  # not converged: there is a patch
-        talos(ctx).patch(self.node.address, plan.fragment)
-        self.survey.configured.add(self.node.address)
+        try:
+            talos(ctx).patch(self.node.address, plan.fragment)
+        finally:  # even a failed patch may have reached the node: read it again next time
+            self.survey.patched(ctx, self.node)
         # journaled: which VIP, where and in which form; never the config
         return {"node": self.node.address, "name": self.node.name, "form": plan.form,
                 "vip": self.want.vip, "link": self.want.link, "created_entry": plan.created_entry}
@@ -147,7 +153,10 @@ class NodeVipStep(Step):
             fragment, done = forms.rollback(config, data)
             del config
             if fragment is not None:
-                adapter.patch(data["node"], fragment)
+                try:
+                    adapter.patch(data["node"], fragment)
+                finally:
+                    self.survey.patched(ctx, self.node)
         except LabupError as exc:  # same error (a transient one is still retried), with the way out
             by_hand = (f"when {data['node']} answers again, run `labup rollback vip`; by hand: remove the "
                        f"VIP {data['vip']} from its config (phases/vip/ has the rollback patches)")

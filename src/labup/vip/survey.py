@@ -1,8 +1,6 @@
-"""What the VIP steps read from Talos, once per node per run.
-
-A node's role, version and links do not change while labup runs, so they are read once (failures
-too: an unreachable node is retried once, with the lab's policy, not again by every step). The
-machine config and the addresses are never cached: they are what a step converges or waits on.
+"""What the VIP steps read from Talos: the run's snapshot (labup.facts.talos), each fact read once for
+all nodes (failures too: an unreachable node is retried once, with the lab's policy, not again by every
+step). A patch drops what it changed; the holder's wait asks for fresh addresses each round.
 
 Every read that fails, after its retries, becomes `Unreadable` with talosctl's own text: a dry run
 shows `unknown` with that reason and goes on; an apply stops in pre-flight, before any write.
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from labup.adapters.talos import Address, Link, MachineConfig, TalosAdapter, TalosAuthFailed
 from labup.errors import LabupError, Unreadable
+from labup.facts.talos import TalosFacts, facts
 
 if TYPE_CHECKING:
     from labup.config import Lab, Node
@@ -32,55 +31,53 @@ def label(node: Node, version: str | None = None) -> str:
 
 
 class Survey:
-    """Shared by the steps of one vip phase build. No I/O until a step asks."""
+    """The vip phase's view of the run's Talos facts (labup.facts.talos): every read goes through the
+    lab's retry policy once, and a failure becomes `Unreadable` naming the node."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self._memo: dict[tuple[str, str], Any] = {}
         self.configured: set[str] = set()  # addresses whose config carries the VIP (seen or patched)
 
-    # -- memoized facts ---------------------------------------------------------------------------
-
     def machinetype(self, ctx: Context, node: Node) -> str:
-        return self._once(ctx, node, "machinetype", lambda t: t.machinetype(node.address))
+        return self._read(ctx, node, "machine type", lambda f, how: f.machinetype(node.address, **how))
 
     def version(self, ctx: Context, node: Node) -> str:
-        return self._once(ctx, node, "version", lambda t: t.version(node.address))
+        return self._read(ctx, node, "version", lambda f, how: f.version(node.address, **how))
 
     def links(self, ctx: Context, node: Node) -> list[Link]:
-        return self._once(ctx, node, "links", lambda t: t.links(node.address))
+        return self._read(ctx, node, "links", lambda f, how: f.links(node.address, **how))
 
     def nodename(self, ctx: Context, node: Node) -> str:
-        return self._once(ctx, node, "nodename", lambda t: t.nodename(node.address))
-
-    # -- live reads -------------------------------------------------------------------------------
+        return self._read(ctx, node, "node name", lambda f, how: f.nodename(node.address, **how))
 
     def machineconfig(self, ctx: Context, node: Node) -> MachineConfig:
-        return self._read(ctx, node, "get machineconfig", lambda t: t.machineconfig(node.address))
+        return self._read(ctx, node, "machine config", lambda f, how: f.machineconfig(node.address, **how))
 
-    def addresses(self, ctx: Context, node: Node) -> list[Address]:
-        return self._read(ctx, node, "get addresses", lambda t: t.addresses(node.address))
+    def addresses(self, ctx: Context, node: Node, *, retry: bool = True) -> list[Address]:
+        """retry=False: one attempt (a round of the holder's wait: a dead node must not eat the wait)."""
+        return self._read(ctx, node, "addresses", lambda f, how: f.addresses(node.address, **how), retry=retry)
 
-    # -- plumbing ---------------------------------------------------------------------------------
+    def forget_addresses(self, ctx: Context) -> None:
+        """The next addresses read asks Talos again (each round of the holder's wait)."""
+        snapshot(ctx).drop("addresses")
 
-    def _once(self, ctx: Context, node: Node, what: str, fn: Callable[[TalosAdapter], T]) -> T:
-        key = (node.address, what)
-        if key not in self._memo:
-            try:
-                self._memo[key] = self._read(ctx, node, what, fn)
-            except Unreadable as exc:
-                self._memo[key] = exc
-        found = self._memo[key]
-        if isinstance(found, Unreadable):
-            raise found
-        return found  # type: ignore[no-any-return]
+    def patched(self, ctx: Context, node: Node) -> None:
+        """A patch changed this node's config, and maybe where the VIP lives."""
+        self.configured.add(node.address)
+        snapshot(ctx).drop("machineconfig", node.address)
+        snapshot(ctx).drop("addresses")
 
-    def _read(self, ctx: Context, node: Node, what: str, fn: Callable[[TalosAdapter], T]) -> T:
-        adapter = talos(ctx)
+    def _read(self, ctx: Context, node: Node, what: str, fn: Callable[[TalosFacts, dict[str, Any]], T],
+              retry: bool = True) -> T:
+        how = {"retry": ctx.retry} if retry else {}
         try:
-            return ctx.retry(lambda: fn(adapter), f"vip/{node.name}: {what}")  # type: ignore[no-any-return]
+            return fn(snapshot(ctx), how)
         except (Unreadable, TalosAuthFailed):
             raise  # refused certificates or role: a real problem, even for a dry run
         except LabupError as exc:
             # the engine must not retry it again: it was retried above, and it is only a read
-            raise Unreadable(f"cannot read {label(node)}: {exc.message}", hint=exc.hint) from None
+            raise Unreadable(f"cannot read {label(node)} ({what}): {exc.message}", hint=exc.hint) from None
+
+
+def snapshot(ctx: Context) -> TalosFacts:
+    return facts(ctx.lab, ctx.shared)
