@@ -364,12 +364,12 @@ def test_render_prints_the_patch_for_each_control_plane_offline(write_lab: Calla
 
 
 def test_talosctl_output_parsing() -> None:
-    from labup.adapters.talos import is_unreachable, parse_stream, server_tag, talos_error_text
+    from labup.adapters.talos import client_tag, is_unreachable, parse_stream, talos_error_text
 
     version = ("Client:\n\tTag:         v1.13.9\n\tSHA:         x\nServer:\n\tNODE:        192.0.2.253\n"
                "\tTag:         v1.11.5\n\tSHA:         y\n")
-    assert server_tag(version) == "v1.11.5"
-    assert server_tag("Client:\n\tTag:         v1.13.9\n") is None
+    assert client_tag(version) == "v1.13.9"
+    assert client_tag("Server:\n\tTag:         v1.13.9\n") is None
     assert [o["a"] for o in parse_stream('{"a": 1}\n{\n "a": 2\n}\n')] == [1, 2]
     rejected = ("WARNING: 10.0.0.21: server version 1.11.5 is older than client version 1.13.9\n"
                 "patched MachineConfigs.config.talos.dev/v1alpha1 at the node 10.0.0.21\n"

@@ -158,13 +158,6 @@ def client_tag(version_output: str) -> str | None:
     return match.group(1) if match else None
 
 
-def server_tag(version_output: str) -> str | None:
-    """The node's `Tag:` from `talosctl version` (the part after `Server:`; the client's comes first)."""
-    _, found, server = version_output.partition("Server:")
-    match = re.search(r"^\s*Tag:\s*(\S+)", server, re.MULTILINE) if found else None
-    return match.group(1) if match else None
-
-
 def talos_error_text(stderr: str) -> str:
     """talosctl's message on one line, without the lines that are not part of the verdict.
 
@@ -194,7 +187,7 @@ class TalosAdapter:
         self.timeout = timeout_s if timeout_s is not None else lab.talos.timeout_s
         self._binary: Path | None = None
         self._talosconfig: Path | None = None
-        self.client_tag: str | None = None  # talosctl's own tag, known after version() or client_version()
+        self.client_tag: str | None = None  # talosctl's own tag, known after client_version()
 
     @classmethod
     def from_context(cls, ctx: Context) -> TalosAdapter:
@@ -202,44 +195,12 @@ class TalosAdapter:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def version(self, node: str) -> str:
-        """The Talos version the node runs (`Tag:` under `Server:`), e.g. `v1.13.0`."""
-        out = self._run(node, ["version"], "version").stdout
-        self.client_tag = client_tag(out) or self.client_tag
-        tag = server_tag(out)
-        if tag is None:
-            raise TalosFailed(f"talosctl version on {node}: no server Tag in its output",
-                              detail="no server Tag", hint="is talosctl talking to a Talos node?")
-        return tag
-
-    def machinetype(self, node: str) -> str:
-        """controlplane | init | worker | unknown (init counts as control plane: CONTROL_PLANE_TYPES)."""
-        specs = [r.get("spec") for r in self._get(node, "machinetype")]
-        if not specs or not isinstance(specs[0], str):
-            raise TalosFailed(f"talosctl get machinetype on {node}: no machine type in the answer",
-                              detail="no machine type")
-        return specs[0]
-
-    def links(self, node: str) -> list[Link]:
-        return [parse_link(res) for res in self._get(node, "links")]
-
-    def addresses(self, node: str) -> list[Address]:
-        return [parse_address(res) for res in self._get(node, "addresses")]
-
     def client_version(self) -> str | None:
         """talosctl's own tag (`version --client`: no node is asked)."""
         if self.client_tag is None:
             out = self._run_local(["version", "--client"], "version --client").stdout
             self.client_tag = client_tag(out)
         return self.client_tag
-
-    def nodename(self, node: str) -> str:
-        """The node's Kubernetes name (`get nodename`: spec.nodename)."""
-        for res in self._get(node, "nodename"):
-            spec = res.get("spec") or {}
-            if isinstance(spec, dict) and spec.get("nodename"):
-                return str(spec["nodename"])
-        raise TalosFailed(f"talosctl get nodename on {node}: no node name in the answer", detail="no nodename")
 
     def machineconfig(self, node: str) -> MachineConfig:
         """The running config, parsed in memory (all documents). Its text is never kept or shown."""
@@ -340,14 +301,6 @@ class TalosAdapter:
         if path is None:
             return "no talosconfig found"
         return identity(path, self.lab.talos.context).describe()
-
-    def _get(self, node: str, kind: str) -> list[dict[str, Any]]:
-        out = self._run(node, ["get", kind, "-o", "json"], f"get {kind}").stdout
-        try:
-            return list(parse_stream(out))
-        except ValueError as exc:
-            raise TalosFailed(f"talosctl get {kind} on {node}: not the JSON stream labup expects ({exc})",
-                              detail=str(exc), hint="is talosctl the Talos CLI, and recent enough?") from None
 
     def _run_each(self, nodes: list[str], args: list[str], what: str) -> ToolResult:
         """The call as it is, whatever its exit code (a partial answer is judged per node)."""
