@@ -9,7 +9,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from labup.config import load
-from labup.runs import Options, guarded, run_phases
+from labup.options import Options
+from labup.runs import guarded, run_phases
 
 from memsteps import FileStep, phase
 

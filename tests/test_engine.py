@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labup.config import Retry, load
-from labup.engine import model as m
+from labup.engine import results as res
 from labup.engine.context import Context
 from labup.engine.journal import Journal, ensure_state_dir
 from labup.engine.runner import Runner
@@ -38,7 +38,7 @@ def state(tmp_path: Path) -> Path:
     return path
 
 
-def run(lab, phases, *, dry_run: bool = False, journal: bool = True) -> tuple[m.RunReport, Journal | None]:
+def run(lab, phases, *, dry_run: bool = False, journal: bool = True) -> tuple[res.RunReport, Journal | None]:
     from dataclasses import replace
 
     lab = replace(lab, retry=FAST)
@@ -57,17 +57,17 @@ def test_converged_steps_make_no_write(lab, state: Path) -> None:
     (state / "b").touch()
     report, _ = run(lab, [phase("p", FileStep(state, "a"), FileStep(state, "b"))])
     assert report.exit_code == 0
-    assert [r.status for r in report.results] == [m.OK, m.OK]
+    assert [r.status for r in report.results] == [res.OK, res.OK]
     assert not [c for c in calls(state) if c.startswith("apply")]
 
 
 def test_apply_then_second_run_changes_nothing(lab, state: Path) -> None:
     steps = lambda: [phase("p", FileStep(state, "a"), FileStep(state, "b"))]  # noqa: E731
     first, _ = run(lab, steps())
-    assert [r.status for r in first.results] == [m.CHANGED, m.CHANGED]
+    assert [r.status for r in first.results] == [res.CHANGED, res.CHANGED]
     (state / "calls.log").unlink()
     second, _ = run(lab, steps())
-    assert [r.status for r in second.results] == [m.OK, m.OK]
+    assert [r.status for r in second.results] == [res.OK, res.OK]
     assert calls(state) == ["observe a", "observe b"]
 
 
@@ -75,7 +75,7 @@ def test_dry_run_never_reaches_a_write_path(lab, state: Path) -> None:
     steps = [FileStep(state, "a", apply_forbidden=True), FileStep(state, "b", apply_forbidden=True)]
     report, _ = run(lab, [phase("p", *steps)], dry_run=True)
     assert report.exit_code == 0
-    assert [r.status for r in report.results] == [m.PLANNED, m.PLANNED]
+    assert [r.status for r in report.results] == [res.PLANNED, res.PLANNED]
     assert report.results[0].diff == "+ a"
     assert not (state / "a").exists() and not lab.state_dir.exists()  # no journal, no lock
 
@@ -86,8 +86,8 @@ def test_failure_rolls_back_earlier_steps_newest_first(lab, state: Path) -> None
     report, journal = run(lab, steps)
     assert report.exit_code == 1
     assert "d: refused" in (report.error or "")
-    assert [(r.step, r.status) for r in report.undone] == [("c", m.UNDONE), ("b", m.UNDONE),
-                                                           ("a", m.UNDONE)]
+    assert [(r.step, r.status) for r in report.undone] == [("c", res.UNDONE), ("b", res.UNDONE),
+                                                           ("a", res.UNDONE)]
     assert not any((state / n).exists() for n in "abcd")
     assert [c for c in calls(state) if c.startswith("undo")] == ["undo c", "undo b", "undo a"]
     assert journal is not None and journal.pending_undos() == []
@@ -114,7 +114,7 @@ def test_undo_failure_exits_3_and_says_what_is_left(lab, state: Path) -> None:
 
     report, _ = run(lab, [phase("p", StuckUndo(state, "a"), FileStep(state, "b", fail_apply="permanent"))])
     assert report.exit_code == 3
-    assert report.undone[0].status == m.UNDO_FAILED
+    assert report.undone[0].status == res.UNDO_FAILED
     assert "p/a: API gone" in (report.hint or "")
 
 
@@ -126,7 +126,7 @@ def test_journal_records_each_event(lab, state: Path) -> None:
     assert events == [("run-start", None), ("applied", "a"), ("step", "a"), ("step", "b"),
                       ("failed", None), ("undone", "a"), ("run-end", None)]
     failed = next(e for e in journal.events() if e["event"] == "step" and e["step"] == "b")
-    assert failed["status"] == m.FAILED and failed["error"] == "b: refused"
+    assert failed["status"] == res.FAILED and failed["error"] == "b: refused"
     assert oct(journal.path.stat().st_mode & 0o777) == "0o600"
     assert oct(lab.state_dir.stat().st_mode & 0o777) == "0o700"
 
@@ -219,6 +219,6 @@ def test_a_dry_run_gives_up_on_an_unreachable_system_quickly(lab, state: Path) -
     patient = replace(lab, retry=Retry(attempts=6, initial_s=0.01, max_s=0.02, total_s=60))
     ctx = Context(lab=patient, dry_run=True, reporter=Reporter(quiet=True))
     report = Runner(ctx, [phase("p", Unreachable(state, "x"))], "apply", None).run()
-    assert report.exit_code == 0 and report.results[0].status == m.UNKNOWN
+    assert report.exit_code == 0 and report.results[0].status == res.UNKNOWN
     assert "connection refused (gave up after retrying)" in (report.results[0].hint or "")
     assert calls(state).count("observe x") == 2  # not the lab's 6: a plan should come quickly

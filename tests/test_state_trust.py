@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from labup.config import load
-from labup.engine.journal import lab_identity
+from labup.config import lab_identity, load
 
 from conftest import LABUP, example_data, run_labup, shown
 

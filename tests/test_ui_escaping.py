@@ -9,7 +9,7 @@ import time
 import pytest
 
 from labup.checks.model import CheckResult
-from labup.engine.model import RunReport, StepResult
+from labup.engine.results import RunReport, StepResult
 from labup.ui import Reporter, clean
 
 HOSTILE = "path [/x] [link=http://evil.example]click[/link] \x1b]0;owned\x07 \x1b[2J \x9b31m end"

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from labup import verify_command as check_runner
 from labup.adapters import net
 from labup.adapters.talos import TalosAdapter, parse_stream
 from labup.checks import CHECK_NAMES
-from labup.checks import runner as check_runner
 from labup.checks.certinfo import parse_der
 from labup.checks.engine import run_checks
 from labup.checks.http import judge_redirect, paradox
@@ -34,7 +34,8 @@ from labup.checks.talos_facts import NodeLinks, TalosUnavailable, VipFacts, read
 from labup.checks.tls import judge_cert
 from labup.checks.vip import ARP_FACT, judge_holder
 from labup.config import Lab, parse
-from labup.runs import Options
+from labup.engine.shared import RunShared
+from labup.options import Options
 
 from conftest import REPO
 from netlab.certs import CertSet, make_cert_set
@@ -360,14 +361,10 @@ def fake_talosctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "talosctl"
-    script.write_text(f"#!{sys.executable}\n"
-                      "import os, sys\n"
-                      "a = sys.argv[1:]\n"
-                      f"p = os.path.join({str(folder)!r},\n"
-                      "                 a[a.index('-n') + 1] + '.' + a[a.index('get') + 1] + '.json')\n"
-                      "if not os.path.exists(p):\n"
-                      "    sys.stderr.write('rpc error: code = Unavailable desc = connection error\\n'); sys.exit(1)\n"
-                      "sys.stdout.write(open(p).read())\n")
+    from test_verify_net import FAKE_TALOSCTL  # the same fake: several nodes per call, as talosctl 1.13
+
+    script.write_text(FAKE_TALOSCTL.format(python=sys.executable))
+    monkeypatch.setenv("FAKE_TALOS_DIR", str(folder))
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     talosconfig = tmp_path / "talosconfig"
@@ -382,11 +379,12 @@ def test_read_vip_facts_through_talosctl(fake_talosctl: Path, lab: Lab) -> None:
                                                                link(cp, "ens18", CP_MAC.upper())))
     (fake_talosctl / f"{cp}.addresses.json").write_text(talos_json(address(cp, "ens18", f"{cp}/24"),
                                                                    address(cp, "ens18", f"{VIP}/32")))
-    facts = read_vip_facts(lab, timeout=10)
+    facts = read_vip_facts(lab, timeout=10, shared=RunShared())
     by_name = {n.name: n for n in facts.nodes}
     assert by_name["cp"].macs == {"ens18": CP_MAC} and by_name["cp"].vip_link == "ens18"
     assert [n.name for n in facts.holders] == ["cp"]
     assert by_name["wk"].error is not None and "Unavailable" in by_name["wk"].error  # no files: unreachable
+    assert "192.0.2.11:50000" in by_name["wk"].error and "192.0.2.10:" not in by_name["wk"].error  # its own
     owner = facts.mac_owner(CP_MAC)
     assert owner is not None and owner[0].name == "cp" and owner[1] == "ens18"
 
@@ -394,7 +392,7 @@ def test_read_vip_facts_through_talosctl(fake_talosctl: Path, lab: Lab) -> None:
 def test_no_talosctl_is_said_not_guessed(lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TalosUnavailable, match="talosctl is not on PATH"):
-        read_vip_facts(lab, timeout=1)
+        read_vip_facts(lab, timeout=1, shared=RunShared())
 
 
 # -- vip-holder's judgement -------------------------------------------------------------------------

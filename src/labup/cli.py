@@ -13,8 +13,8 @@ import typer
 
 from labup import __version__
 from labup.checks import CHECK_NAMES
+from labup.options import Options
 from labup.phases import PHASE_NAMES, phases_help
-from labup.runs import Options
 
 app = typer.Typer(
     name="labup",

@@ -121,8 +121,6 @@ class Lab:
 
     @property
     def identity(self) -> str:
-        from labup.engine.journal import lab_identity
-
         return lab_identity(self.source, self.name)
 
     @property
@@ -484,6 +482,13 @@ def parse(data: Any, source: Path) -> Lab:
 
 def default_path() -> Path:
     return Path(os.environ.get("LABUP_CONFIG") or "lab.yaml")
+
+
+def lab_identity(source: Path, name: str) -> str:
+    """Which lab a journal entry belongs to: the lab file's real path and the lab's name."""
+    import hashlib
+
+    return hashlib.sha256(f"{source.resolve()}\0{name}".encode()).hexdigest()[:16]
 
 
 def load(path: Path) -> Lab:

@@ -8,7 +8,6 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,8 @@ from labup.errors import (
     NotBuilt,
     UsageError,
 )
+from labup.options import Options
 from labup.phases import PHASE_NAMES
-
-
-@dataclass
-class Options:
-    config: Path
-    json: bool = False
-    verbose: bool = False
-    quiet: bool = False
-    color: bool | None = None
-    diff: bool = False  # show each step's diff (apply/phase --diff; -v shows them too)
 
 
 def _reporter(opts: Options) -> Any:
@@ -242,12 +232,9 @@ def verify(opts: Options, *, only: list[str], skip: list[str]) -> int:
 
         names = _select(list(CHECK_NAMES), only, skip, "check")
         lab = load_lab(opts)
-        try:
-            from labup.checks import runner as check_runner  # type: ignore[attr-defined]
-        except ImportError:
-            raise NotBuilt("labup verify is not built yet: no check was run, nothing is proven",
-                           hint="its issue is open") from None
-        return check_runner.run_command(opts, lab, names)  # type: ignore[no-any-return]
+        from labup import verify_command
+
+        return verify_command.run_command(opts, lab, names)
 
     return guarded(opts, "verify", body)
 
@@ -342,6 +329,7 @@ def version(opts: Options) -> int:
 
 def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
     from labup.engine import model as m
+    from labup.engine import results as res
     from labup.engine.context import Context
     from labup.engine.journal import Journal, ensure_state_dir
     from labup.engine.lock import LabLock
@@ -351,7 +339,7 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
 
     reporter = _reporter(opts)
     journal = Journal(ensure_state_dir(lab.state_dir), lab_id=lab.identity)
-    report = m.RunReport(command="rollback" + (f" {phase}" if phase else ""), dry_run=False)
+    report = res.RunReport(command="rollback" + (f" {phase}" if phase else ""), dry_run=False)
     with LabLock(lab.state_dir, journal.run_id) as lock:
         lock.set_command(report.command)
         reading = journal.read()
@@ -376,7 +364,7 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
             guard = SignalGuard(reporter.note)
             with guard, guard.shield():
                 report.undone = undo_all(ctx, pending, steps, journal)
-            left = [r for r in report.undone if r.status == m.UNDO_FAILED]
+            left = [r for r in report.undone if r.status == res.UNDO_FAILED]
             if left:
                 from labup.errors import EXIT_ROLLBACK_INCOMPLETE
 

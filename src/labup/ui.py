@@ -19,7 +19,7 @@ from labup.redact import redact
 
 if TYPE_CHECKING:
     from labup.checks.model import CheckResult
-    from labup.engine.model import RunReport, StepResult
+    from labup.engine.results import RunReport, StepResult
 
 _STYLE = {"ok": "green", "changed": "yellow", "would-change": "cyan", "would-run": "dim", "unknown": "magenta",
           "failed": "bold red", "undone": "yellow", "undo-failed": "bold red", "not-built": "red",

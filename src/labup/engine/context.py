@@ -13,7 +13,7 @@ from labup.errors import TransientError, Unreadable
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from labup.ui import Reporter
+    from labup.engine.progress import Progress
 
 
 T = TypeVar("T")
@@ -23,7 +23,7 @@ T = TypeVar("T")
 class Context:
     lab: Lab
     dry_run: bool
-    reporter: Reporter
+    reporter: Progress  # labup.ui.Reporter
     facts: dict[str, Any] = field(default_factory=dict)  # e.g. "vip_holder" set by vip, read by traefik
     shared: RunShared = field(default_factory=RunShared)  # adapters and fact snapshots of this run
 

@@ -1,7 +1,7 @@
 """The run journal: one JSON line per event under .labup/ (DESIGN.md §3), never a secret.
 
 The journal is read as untrusted input: a line that is not a JSON object of the expected shape is
-counted and skipped, never a crash; every entry names the lab it belongs to (`lab_identity`), so a
+counted and skipped, never a crash; every entry names the lab it belongs to (`config.lab_identity`), so a
 journal copied from another lab (`cp -r lab1 lab2`, a `.labup/` committed to a repository) is told
 apart and never acted on. State files are opened without following symlinks.
 """
@@ -9,7 +9,6 @@ apart and never acted on. State files are opened without following symlinks.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import socket
@@ -25,11 +24,6 @@ from labup.errors import ConfigError
 from labup.redact import redact_obj
 
 MAX_LINE = 256 * 1024  # a journal line is a few hundred bytes: more is not labup's
-
-
-def lab_identity(source: Path, name: str) -> str:
-    """Which lab an entry belongs to: the lab file's real path and the lab's name."""
-    return hashlib.sha256(f"{source.resolve()}\0{name}".encode()).hexdigest()[:16]
 
 
 def ensure_state_dir(state_dir: Path) -> Path:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labup.engine import model as m
+from labup.engine import results as res
 from labup.engine.context import Context
 from labup.engine.journal import Journal, PendingUndo
 from labup.engine.signals import SignalGuard
@@ -48,13 +49,13 @@ class Runner:
         self.command = command
         self.journal = journal  # None for dry runs: they change nothing, so there is nothing to record
         self.applied: list[_Applied] = []
-        self.report = m.RunReport(command=command, dry_run=ctx.dry_run)
+        self.report = res.RunReport(command=command, dry_run=ctx.dry_run)
         self.reporter = ctx.reporter
         self._current: tuple[str, str] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
-    def run(self) -> m.RunReport:
+    def run(self) -> res.RunReport:
         if self.journal:
             self.journal.start(self.command, [p.name for p in self.phases])
         # which phases run in this invocation: a phase's pre-flight may depend on an earlier one
@@ -76,7 +77,7 @@ class Runner:
             except Exception as exc:  # a bug must still roll back and release the lock
                 self._fail(PermanentError(f"internal error: {type(exc).__name__}: {exc}",
                                           hint="this is a labup bug; the journal has the details"), guard)
-        failed_checks = [r for r in self.report.results if r.status in (m.FAILED, m.NOT_BUILT)]
+        failed_checks = [r for r in self.report.results if r.status in (res.FAILED, res.NOT_BUILT)]
         if not self.report.exit_code and failed_checks:
             self.report.exit_code = EXIT_FAILED
             if not self.report.error:
@@ -94,8 +95,8 @@ class Runner:
         plan = []
         for phase in self.phases:
             if not phase.built or phase.steps is None:
-                self._record(m.StepResult(
-                    phase.name, "-", m.NOT_BUILT,
+                self._record(res.StepResult(
+                    phase.name, "-", res.NOT_BUILT,
                     error=f"phase {phase.name} is not built yet: nothing was done for it"))
                 continue
             plan.append((phase, phase.steps(self.ctx)))
@@ -120,7 +121,7 @@ class Runner:
                                           hint=exc.hint) from None
                     problems.append(exc)
                     if self.ctx.dry_run:
-                        self._record(m.StepResult(phase.name, step.name, m.FAILED,
+                        self._record(res.StepResult(phase.name, step.name, res.FAILED,
                                                   summary="pre-flight failed", error=exc.message,
                                                   hint=exc.hint))
         if problems and not self.ctx.dry_run:
@@ -139,7 +140,7 @@ class Runner:
         started = time.monotonic()
         self._current = (phase, step.name)  # cleared only when the step ends without raising
         if getattr(step, "kind", "change") == "check" and self.ctx.dry_run:
-            self._record(m.StepResult(phase, step.name, m.WOULD_RUN, summary="would run this check"))
+            self._record(res.StepResult(phase, step.name, res.WOULD_RUN, summary="would run this check"))
             return
         with self.reporter.step(phase, step.name, spinner=step.long_running):
             try:
@@ -151,18 +152,18 @@ class Runner:
                 seen = m.Observation.unknown("state could not be read", reason)
                 seen.diff = step.offline_plan(self.ctx)
             if getattr(step, "kind", "change") == "check":
-                status = m.OK if seen.converged else m.FAILED
-                self._record(m.StepResult(phase, step.name, status, seen.summary, seen.diff,
+                status = res.OK if seen.converged else res.FAILED
+                self._record(res.StepResult(phase, step.name, status, seen.summary, seen.diff,
                                           hint=seen.reason if not seen.converged else None,
                                           seconds=time.monotonic() - started))
                 return
             if seen.converged:
-                self._record(m.StepResult(phase, step.name, m.OK, seen.summary,
+                self._record(res.StepResult(phase, step.name, res.OK, seen.summary,
                                           seconds=time.monotonic() - started))
                 return
             if self.ctx.dry_run:
-                status = m.UNKNOWN if seen.converged is None else m.PLANNED
-                self._record(m.StepResult(phase, step.name, status, seen.summary, seen.diff,
+                status = res.UNKNOWN if seen.converged is None else res.PLANNED
+                self._record(res.StepResult(phase, step.name, status, seen.summary, seen.diff,
                                           hint=seen.reason, seconds=time.monotonic() - started))
                 return
             if seen.converged is None:
@@ -176,10 +177,10 @@ class Runner:
             if not after.converged:
                 raise PermanentError(f"{key}: still not converged after the change: {after.summary}",
                                      hint=after.reason)
-            self._record(m.StepResult(phase, step.name, m.CHANGED, f"{seen.summary}; now: {after.summary}",
+            self._record(res.StepResult(phase, step.name, res.CHANGED, f"{seen.summary}; now: {after.summary}",
                                       seen.diff, seconds=time.monotonic() - started))
 
-    def _record(self, result: m.StepResult) -> None:
+    def _record(self, result: res.StepResult) -> None:
         self._current = None
         self.report.results.append(result)
         self.reporter.result(result)
@@ -195,7 +196,7 @@ class Runner:
         self.report.hint = exc.hint
         current, self._current = self._current, None
         if current:
-            self._record(m.StepResult(current[0], current[1], m.FAILED, error=message, hint=exc.hint))
+            self._record(res.StepResult(current[0], current[1], res.FAILED, error=message, hint=exc.hint))
         if self.journal:
             self.journal.write("failed", error=message, hint=exc.hint)
         with guard.shield():
@@ -213,7 +214,7 @@ class Runner:
         steps = {(a.phase, a.step.name): a.step for a in self.applied}
         results = undo_all(self.ctx, pending, steps, self.journal)
         self.report.undone.extend(results)
-        left = [r for r in results if r.status == m.UNDO_FAILED]
+        left = [r for r in results if r.status == res.UNDO_FAILED]
         if left:
             self.report.hint = "still applied, to finish by hand: " + "; ".join(
                 f"{r.phase}/{r.step}: {r.error}" for r in left)
@@ -221,7 +222,7 @@ class Runner:
 
 
 def undo_all(ctx: Context, pending: list[PendingUndo], steps: dict[tuple[str, str], m.Step],
-             journal: Journal | None) -> list[m.StepResult]:
+             journal: Journal | None) -> list[res.StepResult]:
     """Undo each change, newest first (pending is already ordered so), each undo retried."""
     results = []
     for item in pending:
@@ -233,7 +234,7 @@ def undo_all(ctx: Context, pending: list[PendingUndo], steps: dict[tuple[str, st
                     raise PermanentError(f"labup no longer knows step {item.phase}/{item.step}")
                 refused = item.foreign or step.owns(ctx, item.undo)
                 if refused:  # never executed nor journaled: reported, and the rollback ends incomplete (exit 3)
-                    result = m.StepResult(item.phase, item.step, m.UNDO_FAILED,
+                    result = res.StepResult(item.phase, item.step, res.UNDO_FAILED,
                                           error=f"refused to undo this journal entry: {refused}",
                                           hint=f"nothing was done for it; if it is stale, remove its line from "
                                                f"{ctx.lab.state_dir / 'journal.jsonl'}")
@@ -242,14 +243,14 @@ def undo_all(ctx: Context, pending: list[PendingUndo], steps: dict[tuple[str, st
                     continue
                 done = ctx.retry(lambda s=step, d=item.undo: s.undo(ctx, d),
                                  f"{item.phase}/{item.step}: undo")
-                result = m.StepResult(item.phase, item.step, m.UNDONE, summary=done,
+                result = res.StepResult(item.phase, item.step, res.UNDONE, summary=done,
                                       seconds=time.monotonic() - started)
                 if journal:
                     journal.write("undone", phase=item.phase, step=item.step, of_run=item.run,
                                   summary=done)
             except Exception as exc:  # every undo is attempted, whatever the previous one did
                 text = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-                result = m.StepResult(item.phase, item.step, m.UNDO_FAILED, error=text,
+                result = res.StepResult(item.phase, item.step, res.UNDO_FAILED, error=text,
                                       hint=getattr(exc, "hint", None),
                                       seconds=time.monotonic() - started)
                 if journal:

@@ -16,7 +16,7 @@ from labup.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from labup.config import Lab
-    from labup.runs import Options
+    from labup.options import Options
 
 
 def run_command(opts: Options, lab: Lab, names: list[str]) -> int:
