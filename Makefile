@@ -55,7 +55,6 @@ lint: $(TEST_STAMP)
 
 bench: install
 	$(BIN)/python tools/bench.py
-	$(BIN)/python tools/bench_lab.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

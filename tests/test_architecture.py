@@ -24,7 +24,7 @@ LAYERS = ("base", "engine", "adapters", "facts", "domain", "phases", "commands")
 PACKAGES = {"engine": "engine", "adapters": "adapters", "facts": "facts", "vip": "domain", "traefik": "domain",
             "checks": "domain", "phases": "phases"}
 BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources"}
-COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "__main__"}
+COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "warmup", "__main__"}
 
 
 def layer_of(module: str) -> str:

@@ -1,7 +1,9 @@
 """`make bench`, second half: a converged re-apply and a verify on the simulated lab (talosctl
-simulator, Kubernetes API emulator, real helm, network namespaces): wall time and outside calls.
+simulator, Kubernetes API emulator, real helm, network namespaces): wall time and outside calls,
+on the two-node lab and on a three-control-plane lab (the talosctl count must not grow with nodes).
 
 Needs root (network namespaces); only 192.0.2.0/24 inside namespaces it creates, all removed after.
+`rows()` is what tools/bench.py puts in its table.
 """
 
 from __future__ import annotations
@@ -11,46 +13,56 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 RUNS = int(os.environ.get("BENCH_LAB_RUNS", "5"))
 
 
-def main() -> int:
-    if os.geteuid() != 0:
-        print("simulated lab: skipped (needs root for network namespaces)")
-        return 0
+def measure(lab: Any, args: Sequence[str], runs: int) -> tuple[list[float], Any]:
+    """Wall times of `runs` runs, and the outside calls of the last one."""
+    times, last = [], None
+    for _ in range(runs):
+        before = lab.counts()
+        started = time.perf_counter()
+        run = lab.labup(*args)
+        times.append(time.perf_counter() - started)
+        if run.returncode != 0:
+            raise RuntimeError(f"labup {' '.join(args)} failed:\n{run.stderr[-3000:]}")
+        last = lab.counts() - before
+    return times, last
+
+
+def lab_rows(name: str, nodes: Any, runs: int) -> list[dict[str, Any]]:
     from e2e.simlab import SimLab
 
-    with tempfile.TemporaryDirectory(prefix="labup-bench-") as tmp, SimLab(Path(tmp) / "lab") as lab:
+    with tempfile.TemporaryDirectory(prefix="labup-bench-") as tmp, SimLab(Path(tmp) / "lab", nodes=nodes) as lab:
         lab.write_lab()
         first = lab.labup("apply")
         if first.returncode != 0:
-            print(first.stderr[-3000:])
-            print("simulated lab: the first apply failed; nothing to measure")
-            return 1
-        print(f"\nsimulated lab (Talos v1.13 simulator, helm {lab.helm_version}, API emulator, netns), "
-              f"{RUNS} runs each; first apply {first.elapsed:.2f}s")
-        print(f"{'command':<28} {'median':>8} {'min':>8} {'max':>8}  {'talosctl':>8} {'helm':>5} "
-              f"{'API req':>7} {'writes':>6}")
-        for name, args in (("converged re-apply", ("apply",)), ("verify", ("verify",))):
-            times, calls = [], []
-            for _ in range(RUNS):
-                before = lab.counts()
-                started = time.perf_counter()
-                run = lab.labup(*args)
-                times.append(time.perf_counter() - started)
-                calls.append(lab.counts() - before)
-                if run.returncode != 0:
-                    print(run.stderr[-3000:])
-                    return 1
-            last = calls[-1]
-            print(f"{name:<28} {statistics.median(times):>7.2f}s {min(times):>7.2f}s {max(times):>7.2f}s  "
-                  f"{last.talos_calls:>8} {last.helm_calls:>5} {last.api_requests:>7} {last.writes:>6}")
-    return 0
+            raise RuntimeError(f"the first apply failed on the {name}:\n{first.stderr[-3000:]}")
+        out = []
+        for what, args in (("converged re-apply", ("apply",)), ("verify", ("verify",))):
+            times, calls = measure(lab, args, runs)
+            out.append({"lab": name, "command": what, "median_s": statistics.median(times), "runs": runs,
+                        "talosctl": calls.talos_calls, "helm": calls.helm_calls, "api": calls.api_requests,
+                        "writes": calls.writes, "first_apply_s": first.elapsed})
+        return out
+
+
+def rows() -> list[dict[str, Any]]:
+    from e2e.topology import DEFAULT_NODES, LabNode
+
+    three_cp = (LabNode("cp-1", "cp", "192.0.2.10", "controlplane"),
+                LabNode("cp-2", "cq", "192.0.2.12", "controlplane"),
+                LabNode("cp-3", "cr", "192.0.2.13", "controlplane"),
+                LabNode("wk-1", "wk", "192.0.2.11", "worker"))
+    return [*lab_rows("2-node lab", DEFAULT_NODES, RUNS), *lab_rows("3-cp lab", three_cp, max(RUNS // 2, 1))]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    for row in rows():
+        print(row)

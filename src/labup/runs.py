@@ -186,6 +186,9 @@ def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], sin
     return guarded(opts, command, body)
 
 
+KUBE_PHASES = {"namespace", "traefik", "verify"}  # the phases that talk to the Kubernetes API
+
+
 def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run: bool, *,
                detailed_exitcode: bool = False) -> int:
     """Run phases under the lab's lock and journal (dry runs take neither: they change nothing)."""
@@ -197,6 +200,10 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
 
     reporter = _reporter(opts)
     reporter.header(describe(lab))
+    if not dry_run and {p.name for p in phases} & KUBE_PHASES:
+        from labup import warmup
+
+        warmup.start(warmup.KUBERNETES)
     ctx = Context(lab=lab, dry_run=dry_run, reporter=reporter)
     if dry_run:
         report = Runner(ctx, phases, command, journal=None).run()

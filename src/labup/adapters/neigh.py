@@ -132,12 +132,13 @@ class ArpReply:
 
 
 def arp_request(device: str, address: str, deadline: float, *, resend_s: float = 1.0,
-                settle_s: float = 0.3) -> list[ArpReply]:
+                settle_s: float = 0.2) -> list[ArpReply]:
     """Broadcast "who has `address`?" on `device` and collect the answers until `deadline`.
 
     Needs CAP_NET_RAW: raises PermissionError without it (the caller then falls back to the
     neighbour table). The request is repeated every `resend_s`. After the first answer, listens
-    `settle_s` longer so a second device claiming the same address (a conflict) is seen too. An
+    `settle_s` longer so a second device claiming the same address (a conflict) is seen too (on one
+    Layer-2 segment every device answers the same broadcast within milliseconds). An
     unsolicited (gratuitous) announcement of the address counts as an answer: it is fresh too."""
     target = ipaddress.IPv4Address(address).packed
     source_ip = _source_address(address)

@@ -16,6 +16,7 @@ node is retried by the policy once, not again by every step that asks.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,21 @@ class TalosFacts:
                 return str(spec["version"])
         raise TalosFailed(f"talosctl get version on {node}: no version in the answer (Talos < 1.10?)",
                           detail="no version", hint="labup supports Talos 1.10 and newer")
+
+    def prefetch(self, kinds: tuple[str, ...], **how: Any) -> None:
+        """Read these facts for all nodes at once, concurrently (the calls wait on the network, not
+        on Python); failures are kept and raised to whoever asks for that fact."""
+        first = self.lab.nodes[0].address
+        readers = [threading.Thread(target=self._quietly, args=(kind, first, how), daemon=True)
+                   for kind in kinds if not all(self.known(kind, n.address) for n in self.lab.nodes)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join()
+
+    def _quietly(self, kind: str, node: str, how: dict[str, Any]) -> None:
+        with contextlib.suppress(LabupError):
+            self._get(kind, node, **how)
 
     # -- invalidation -----------------------------------------------------------------------------
 

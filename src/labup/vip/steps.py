@@ -107,6 +107,7 @@ class NodeVipStep(Step):
                               hint="the VIP must be a free address in the control planes' own subnet on that link")
 
     def preflight(self, ctx: Context) -> None:
+        self.survey.prefetch(ctx)
         self._check_link(ctx)
         self._check_subnet(ctx)
         self._plan(ctx)

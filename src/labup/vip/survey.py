@@ -57,6 +57,10 @@ class Survey:
         """retry=False: one attempt (a round of the holder's wait: a dead node must not eat the wait)."""
         return self._read(ctx, node, "addresses", lambda f, how: f.addresses(node.address, **how), retry=retry)
 
+    def prefetch(self, ctx: Context) -> None:
+        """What the phase will read of every node, at once (one talosctl call each, concurrently)."""
+        snapshot(ctx).prefetch(("machineconfig", "links", "addresses", "nodename"), retry=ctx.retry)
+
     def forget_addresses(self, ctx: Context) -> None:
         """The next addresses read asks Talos again (each round of the holder's wait)."""
         snapshot(ctx).drop("addresses")

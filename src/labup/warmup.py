@@ -1,0 +1,26 @@
+"""Import the heavy libraries a run will need in the background, while it waits on the network.
+
+The kubernetes client takes ~0.25 s to import; an apply first spends longer than that waiting for
+talosctl. A thread that imports it meanwhile makes the later import free (Python's import lock makes
+the first user wait for the thread, never import twice). Not a daemon: exit waits for it (bounded),
+so the interpreter never stops in the middle of an import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+
+KUBERNETES = ("kubernetes.client", "kubernetes.config")
+
+
+def start(modules: tuple[str, ...]) -> threading.Thread:
+    def run() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):  # a failure is met (and said) again by the real user
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name="labup-warmup")
+    thread.start()
+    return thread
