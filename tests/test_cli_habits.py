@@ -162,3 +162,36 @@ def test_a_plan_is_one_line_per_step_and_diffs_come_on_request(no_outside_tools:
     assert "kind: Layer2VIPConfig" in full.stdout and "hostNetwork: true" in full.stdout
     assert len(short.stdout.splitlines()) * 3 < len(full.stdout.splitlines())
     assert "kind: Layer2VIPConfig" in run_labup("-c", str(EXAMPLE), "-v", "apply", "--dry-run").stdout
+
+
+def test_each_hint_is_said_once_and_never_inside_another(no_outside_tools: None) -> None:
+    plan = run_labup("-c", str(EXAMPLE), "apply", "--dry-run", timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    # four steps cannot read Talos for the same reason: the reason on each line, the way out once
+    assert out.count("state could not be read: talosctl not found on PATH") == 4
+    assert out.count("hint: install it: https://www.talos.dev/") == 1
+    assert out.count("hint: as above") == 3
+    assert "(hint:" not in out + plan.stderr
+    doc = json.loads(run_labup("-c", str(EXAMPLE), "--json", "apply", "--dry-run", timeout=120).stdout)
+    unknown = [s for s in doc["steps"] if s["summary"].endswith("talosctl not found on PATH")]
+    assert len(unknown) == 4 and all(s["hint"].startswith("install it:") for s in unknown)  # --json: every one
+
+
+def test_a_vip_far_from_the_control_planes_is_a_warning_offline(tmp_path: Path, no_outside_tools: None) -> None:
+    from labup.validators import vip_far_from
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["vip"]["address"] = "192.0.3.250"  # a /24 away from the control plane 192.0.2.253
+    far = tmp_path / "lab.yaml"
+    far.write_text(yaml.safe_dump(data))
+    warning = "vip.address 192.0.3.250 shares no /24 with the control-plane addresses (192.0.2.253)"
+    plan = run_labup("-c", str(far), "apply", "--dry-run", timeout=120)
+    assert plan.returncode == 0 and warning in plan.stderr
+    render = run_labup("-c", str(far), "render", "vip")
+    assert render.returncode == 0 and warning in render.stderr and warning not in render.stdout
+    near = run_labup("-c", str(EXAMPLE), "apply", "--dry-run", timeout=120)
+    assert "shares no /24" not in near.stderr
+    assert vip_far_from("2001:db8:1::10", ["2001:db8:1::1"]) is None
+    assert "shares no /64" in (vip_far_from("2001:db8:2::10", ["2001:db8:1::1"]) or "")
+    assert vip_far_from("192.0.2.250", ["cp.lab.internal"]) is None  # a name: unknown offline, no guess

@@ -186,6 +186,12 @@ def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], sin
     return guarded(opts, command, body)
 
 
+def _vip_far(lab: Any) -> str | None:
+    from labup.validators import vip_far_from
+
+    return vip_far_from(lab.vip.address, [n.address for n in lab.control_planes])
+
+
 KUBE_PHASES = {"namespace", "traefik", "verify"}  # the phases that talk to the Kubernetes API
 
 
@@ -200,6 +206,8 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
 
     reporter = _reporter(opts)
     reporter.header(describe(lab))
+    if "vip" in {p.name for p in phases} and (far := _vip_far(lab)):
+        reporter.note(f"warning: {far}")
     if not dry_run and {p.name for p in phases} & KUBE_PHASES:
         from labup import warmup
 
@@ -253,6 +261,8 @@ def render(opts: Options, what: str) -> int:
         lab = load_lab(opts)
         import importlib
 
+        if what == "vip" and (far := _vip_far(lab)):
+            sys.stderr.write(f"labup: warning: {far}\n")
         module = importlib.import_module(f"labup.phases.{what}")
         renderer = getattr(module, "render", None)
         if renderer is None:

@@ -82,6 +82,7 @@ class Reporter:
         self.verbose = verbose
         self.diff = diff or verbose  # a plan is one line per step; its diffs on request (--diff, -v)
         self._current: tuple[str, str] | None = None
+        self._hints_said: set[str] = set()
 
     # -- rich plumbing ---------------------------------------------------------------------------
 
@@ -133,7 +134,11 @@ class Reporter:
         if r.error:
             self._out(f"    error: {redact(r.error)}", "red")
         if r.hint:
-            self._out(f"    hint: {redact(r.hint)}", "dim" if r.status != "failed" else "yellow")
+            # a cause shared by several steps (talosctl missing, no kubeconfig) is explained once
+            said = r.hint in self._hints_said
+            self._hints_said.add(r.hint)
+            shown = "as above" if said else redact(r.hint)
+            self._out(f"    hint: {shown}", "dim" if r.status != "failed" else "yellow")
         if r.diff and self.diff:
             for line in redact(r.diff).rstrip("\n").splitlines():
                 self._out(f"    {line}", _diff_style(line))

@@ -142,3 +142,28 @@ def reserved_email(value: str) -> str | None:
         return (f"'{value}' is at a reserved domain ({domain}): Let's Encrypt refuses it when Traefik registers "
                 "(\"contact email has forbidden domain\"), which happens only after the whole deploy")
     return None
+
+
+def vip_far_from(vip: str, addresses: list[str]) -> str | None:
+    """Why a VIP that shares no /24 (IPv4) or /64 (IPv6) with any control-plane address looks wrong,
+    or None. Offline, so only a guess (a /23 LAN is fine): a warning, never an error. Live, pre-flight
+    reads the link's real prefixes and refuses a VIP outside them."""
+    import ipaddress
+
+    try:
+        want = ipaddress.ip_address(vip)
+    except ValueError:
+        return None
+    prefix = 24 if want.version == 4 else 64
+    near = []
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None  # a name: its address is unknown offline
+        if ip.version == want.version:
+            near.append(want in ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    if not near or any(near):
+        return None
+    return (f"vip.address {vip} shares no /{prefix} with the control-plane addresses "
+            f"({', '.join(addresses)}): a Layer-2 VIP must be a free address in their subnet on vip.interface")

@@ -273,8 +273,8 @@ class TalosAdapter:
         if self._binary is None:
             found = find_tool("talosctl")
             if found is None:
-                raise Unreadable("talosctl not found on PATH; install it: "
-                                 f"{INSTALL_URL} (the version of your nodes)")
+                raise Unreadable("talosctl not found on PATH",
+                                 hint=f"install it: {INSTALL_URL} (the version of your nodes)")
             problem = self._talosconfig_problem()
             if problem:
                 raise Unreadable(problem, hint="set talos.talosconfig in lab.yaml, or TALOSCONFIG")

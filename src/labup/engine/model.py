@@ -25,7 +25,7 @@ class Observation:
     data: dict[str, Any] = field(default_factory=dict)  # whatever apply() needs from the read
 
     @classmethod
-    def unknown(cls, summary: str, reason: str) -> Observation:
+    def unknown(cls, summary: str, reason: str | None) -> Observation:
         return cls(None, summary, reason=reason)
 
 

@@ -148,8 +148,8 @@ class Runner:
             except Unreadable as exc:
                 if not self.ctx.dry_run:
                     raise
-                reason = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
-                seen = m.Observation.unknown("state could not be read", reason)
+                # the reason in the line, the way out as its hint (never a hint inside another)
+                seen = m.Observation.unknown(f"state could not be read: {exc.message}", exc.hint)
                 seen.diff = step.offline_plan(self.ctx)
             if getattr(step, "kind", "change") == "check":
                 status = res.OK if seen.converged else res.FAILED
