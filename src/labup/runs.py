@@ -211,7 +211,7 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
     if not dry_run and {p.name for p in phases} & KUBE_PHASES:
         from labup import warmup
 
-        warmup.start(warmup.KUBERNETES)
+        warmup.start(warmup.KUBERNETES + (warmup.SCHEMA if "traefik" in {p.name for p in phases} else ()))
     ctx = Context(lab=lab, dry_run=dry_run, reporter=reporter)
     if dry_run:
         report = Runner(ctx, phases, command, journal=None).run()
