@@ -117,7 +117,7 @@ def talosconfig(port: int) -> str:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[UserWorld, Listener]]:
+def world() -> Iterator[tuple[UserWorld, Listener]]:
     listener = Listener()
     root = Path(tempfile.mkdtemp(prefix="labup-trap-"))  # pytest's tmp_path is 0700: nobody cannot enter
     try:
@@ -132,8 +132,8 @@ def world(tmp_path: Path) -> Iterator[tuple[UserWorld, Listener]]:
         (home / ".talos" / "config").write_text(talosconfig(listener.port))
         (root / "kubeconfig").write_text(kubeconfig(listener.port))
         (root / "talosconfig").write_text(talosconfig(listener.port))
-        for path in [root, *root.rglob("*")]:  # everyone may read, run and (the user's folders) write
-            path.chmod(0o777 if path.is_dir() else 0o755)
+        for path in [root, *root.rglob("*")]:  # everyone may read and run; the user's folders are theirs
+            path.chmod(0o755)
         if os.geteuid() == 0:
             for path in (home, tmp, logs):
                 os.chown(path, 65534, 65534)
