@@ -41,7 +41,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,11 +335,14 @@ class HelmAdapter:
         self.kubeconfig = kubeconfig
         self.context = context
         self.timeout_s = max(timeout_s, READ_TIMEOUT_FLOOR_S)
+        # called with (release, namespace) after every write attempt, whatever its outcome: what was
+        # read of that release before is stale now (labup.facts drops its snapshots)
+        self.after_write: list[Callable[[str, str], None]] = []
 
     @classmethod
     def from_context(cls, ctx: Context) -> HelmAdapter:
         """The helm the helm phase found or installed (Unreadable when there is none)."""
-        from labup.phases.helm import require_helm
+        from labup.adapters.helmbin import require_helm
 
         found = require_helm(ctx)
         kube = ctx.lab.kubernetes
@@ -385,15 +388,6 @@ class HelmAdapter:
         if not isinstance(items, list):
             raise HelmFailed("helm history: not the JSON list labup expects", detail=out[:200])
         return sorted((Revision.from_json(i) for i in items if isinstance(i, dict)), key=lambda r: r.revision)
-
-    def status(self, release: str, namespace: str) -> dict[str, Any] | None:
-        """`helm status -o json` (the release, its manifest included), or None when there is none."""
-        try:
-            out = self._run(["status", release, "-n", namespace, "-o", "json", *self.cluster_args()], "status")
-        except HelmNotFound:
-            return None
-        doc = _json(out, "status")
-        return doc if isinstance(doc, dict) else None
 
     def get_values(self, release: str, namespace: str, revision: int | None = None) -> dict[str, Any]:
         """The values the release was given (`get values`, without `--all`): what labup passed, so
@@ -467,19 +461,23 @@ class HelmAdapter:
         """A write to the release, decided by the release history when helm's answer is unclear."""
         before = self._latest(release, namespace)  # a transient failure here: nothing written yet
         try:
-            self._run(args, what, write=True, timeout=limit, grace=wait_timeout_s + KILL_MARGIN_S)
-        except HelmUncertain as exc:
-            self._settle(exc, what, release, namespace, before)
-        except ToolTimeout:
-            state, hint = self.left_behind(release, namespace)
-            raise HelmFailed(f"helm {what}: no answer within {limit:g}s, and helm was killed: {state}",
-                             detail="timeout", hint=hint) from None
-        except ToolKilled as exc:  # labup was interrupted and helm outlived the time its clean-up may take
-            state, hint = self.left_behind(release, namespace)
-            exc.message = (f"interrupted by {exc.signame}; helm {what} did not stop within {exc.grace_s:g}s "
-                           f"and helm was killed: {state}")
-            exc.hint = hint
-            raise
+            try:
+                self._run(args, what, write=True, timeout=limit, grace=wait_timeout_s + KILL_MARGIN_S)
+            except HelmUncertain as exc:
+                self._settle(exc, what, release, namespace, before)
+            except ToolTimeout:
+                state, hint = self.left_behind(release, namespace)
+                raise HelmFailed(f"helm {what}: no answer within {limit:g}s, and helm was killed: {state}",
+                                 detail="timeout", hint=hint) from None
+            except ToolKilled as exc:  # labup was interrupted and helm outlived the time its clean-up may take
+                state, hint = self.left_behind(release, namespace)
+                exc.message = (f"interrupted by {exc.signame}; helm {what} did not stop within {exc.grace_s:g}s "
+                               f"and helm was killed: {state}")
+                exc.hint = hint
+                raise
+        finally:
+            for listener in self.after_write:
+                listener(release, namespace)
 
     def _latest(self, release: str, namespace: str) -> Revision | None:
         history = self.history(release, namespace)

@@ -18,11 +18,15 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from labup.adapters.process import find_tool, run_tool
-from labup.errors import LabupError, PermanentError
+from labup.errors import LabupError, PermanentError, Unreadable
 from labup.validators import semver, version_tuple
+
+if TYPE_CHECKING:
+    from labup.config import Lab
+    from labup.engine.context import Context
 
 HELM = "helm"
 VERSION_TIMEOUT_S = 20.0
@@ -131,6 +135,31 @@ def find(install_dir: Path, minimum: str) -> tuple[HelmBinary | None, list[Seen]
         if item.version and new_enough(item.version, minimum):
             return HelmBinary(path, item.version), seen
     return None, seen
+
+
+def locate_helm(lab: Lab) -> HelmBinary | None:
+    """The helm labup uses: the first of PATH's and helm.install_dir's that is at least helm.version."""
+    found, _ = find(lab.helm.install_dir, lab.helm.version)
+    return found
+
+
+def require_helm(ctx: Context) -> HelmBinary:
+    """The helm this run found or installed (the helm phase's ctx.facts); else located now (e.g.
+    `labup phase traefik` alone). Raises Unreadable, so a dry run shows `unknown` instead of failing."""
+    if "helm_binary" in ctx.facts:
+        return HelmBinary(Path(ctx.facts["helm_binary"]), ctx.facts["helm_version"])
+    found = locate_helm(ctx.lab)
+    if found is None:
+        raise Unreadable(f"no helm of at least v{ctx.lab.helm.version} on PATH or in "
+                         f"{ctx.lab.helm.install_dir}: run `labup phase helm` first")
+    remember(ctx, found)
+    return found
+
+
+def remember(ctx: Context, found: HelmBinary) -> None:
+    """Later phases of the run use this helm (ctx.facts["helm_binary"], ["helm_version"])."""
+    ctx.facts["helm_binary"] = str(found.path)
+    ctx.facts["helm_version"] = found.version
 
 
 def same_file(a: Path, b: Path) -> bool:

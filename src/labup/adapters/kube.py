@@ -427,7 +427,22 @@ class KubeAdapter:
                 continue
             yield from ((f"/apis/{gv}", str(g.get("name") or ""), plural) for plural in _listable(doc))
 
-    # -- pods, nodes, events (traefik phase, verify) ----------------------------------------------
+    # -- secrets, workloads, pods, nodes, events (traefik phase, verify) --------------------------
+
+    def list_secrets(self, namespace: str, label_selector: str | None = None) -> list[Obj]:
+        """Secrets of the namespace, their data included (e.g. Helm's release records): the caller
+        must never print or journal what it gets."""
+        return self._list(f"/api/v1/namespaces/{_q(namespace)}/secrets", Call("list", "secrets", namespace),
+                          {"labelSelector": label_selector})
+
+    def get_workload(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """A Deployment or DaemonSet (apps/v1), or None when absent."""
+        plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
+        try:
+            return self.request("GET", f"/apis/apps/v1/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
+                                Call("get", plural, namespace, "apps"))
+        except KubeNotFound:
+            return None
 
     def list_pods(self, namespace: str, label_selector: str | None = None,
                   field_selector: str | None = None) -> list[Obj]:

@@ -1,16 +1,17 @@
 """traefik-placement, psa-label, helm-release: checks that read the Kubernetes API and Helm.
 
-The facts come from `KubeFacts` (checks/kube_facts.py, over the shared Kubernetes and Helm adapters),
-read once per verify and shared by the three checks; the judging is pure and tested on its own.
-A fact that cannot be read (no kubeconfig, API down, no helm) fails its check with the reason.
+The facts come from `KubeFacts` (checks/kube_facts.py, over the run's snapshots of Kubernetes objects
+and of the Helm release), read once per run and shared by the checks; the judging is pure and tested
+on its own.
+A fact that cannot be read (no kubeconfig, API down) fails its check with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from labup.checks.kube_facts import KubeFacts, LabKubeFacts, TraefikPod
 from labup.checks.model import FAIL, PASS, WARN, CheckContext, CheckResult
 from labup.errors import LabupError
 
@@ -21,32 +22,11 @@ PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 CP_TAINT = "node-role.kubernetes.io/control-plane"
 
 
-@dataclass(frozen=True)
-class TraefikPod:
-    name: str
-    node: str | None  # spec.nodeName (None while unscheduled)
-    phase: str  # Pending, Running, ...
-    ready: bool
-    host_network: bool
-
-
-class KubeFacts(Protocol):
-    """What the three checks need to read; to be implemented over the Kubernetes and Helm adapters."""
-
-    def traefik_pods(self) -> list[TraefikPod]: ...
-
-    def traefik_log(self) -> tuple[str, str] | None: ...  # (pod, end of its log); None: no pod
-
-    def namespace_labels(self) -> Mapping[str, str] | None: ...  # None: no such namespace
-
-    def release_status(self) -> Mapping[str, Any] | None:  # `helm status -o json`, None if no release
-        ...
+__all__ = ["KubeFacts", "TraefikPod", "helm_release", "kube_facts", "psa_label", "traefik_placement"]
 
 
 def kube_facts(ctx: CheckContext) -> KubeFacts:
-    from labup.checks.kube_facts import LabKubeFacts
-
-    return ctx.fact("kube", lambda: LabKubeFacts(ctx.lab, ctx.remaining()))  # type: ignore[no-any-return]
+    return ctx.fact("kube", lambda: LabKubeFacts(ctx.lab, ctx.remaining(), ctx.shared))  # type: ignore[no-any-return]
 
 
 def _unreadable(name: str, exc: LabupError) -> CheckResult:

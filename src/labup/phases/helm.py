@@ -7,7 +7,7 @@ a shell (the seed's `curl get-helm-3 | bash`).
 
 Later phases use the helm found here: ctx.facts["helm_binary"] (str path) and
 ctx.facts["helm_version"] ("4.1.4"); when this phase did not run in the invocation, require_helm(ctx)
-(or locate_helm(lab)) finds it the same way.
+(or locate_helm(lab)) finds it the same way (both in adapters/helmbin.py, re-exported here).
 """
 
 from __future__ import annotations
@@ -19,40 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from labup.adapters import helmbin
-from labup.adapters.helmbin import HelmBinary
-from labup.config import Lab
+from labup.adapters.helmbin import locate_helm, remember, require_helm
 from labup.engine.context import Context
 from labup.engine.model import Observation, Phase, Step
-from labup.errors import PermanentError, PreflightError, TransientError, Unreadable
+from labup.errors import PermanentError, PreflightError, TransientError
 from labup.phases import PHASE_HELP
+
+__all__ = ["PHASE", "HelmBinaryStep", "locate_helm", "require_helm"]
 
 _MIRROR_HINT = ("check the network, or set helm.download_url to a reachable mirror serving "
                 "helm-v<version>-<os>-<arch>.tar.gz and its .sha256sum")
-
-
-def locate_helm(lab: Lab) -> HelmBinary | None:
-    """The helm labup uses: the first of PATH's and helm.install_dir's that is at least helm.version."""
-    found, _ = helmbin.find(lab.helm.install_dir, lab.helm.version)
-    return found
-
-
-def require_helm(ctx: Context) -> HelmBinary:
-    """The helm this run found or installed; else located now (e.g. `labup phase traefik` alone).
-
-    Raises Unreadable, so a dry run of a later phase shows `unknown` instead of failing."""
-    if "helm_binary" in ctx.facts:
-        return HelmBinary(Path(ctx.facts["helm_binary"]), ctx.facts["helm_version"])
-    found = locate_helm(ctx.lab)
-    if found is None:
-        raise Unreadable(f"no helm of at least v{ctx.lab.helm.version} on PATH or in "
-                         f"{ctx.lab.helm.install_dir}: run `labup phase helm` first")
-    _remember(ctx, found)
-    return found
-
-
-def _remember(ctx: Context, found: HelmBinary) -> None:
-    ctx.facts["helm_binary"] = str(found.path)
-    ctx.facts["helm_version"] = found.version
 
 
 class HelmBinaryStep(Step):
@@ -90,7 +66,7 @@ class HelmBinaryStep(Step):
     def observe(self, ctx: Context) -> Observation:
         found, seen = helmbin.find(self.cfg.install_dir, self.cfg.version)
         if found:
-            _remember(ctx, found)
+            remember(ctx, found)
             return Observation(True, f"helm v{found.version} at {found.path} "
                                      f"(at least v{self.cfg.version})")
         tag = helmbin.platform_tag()

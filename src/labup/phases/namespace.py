@@ -31,6 +31,7 @@ from labup.adapters.kube import shared as kube
 from labup.config import SYSTEM_NAMESPACES
 from labup.engine.model import Observation, Phase, Step
 from labup.errors import PermanentError, PreflightError, TransientError
+from labup.facts.kube import kube_reads
 from labup.phases import PHASE_HELP
 
 if TYPE_CHECKING:
@@ -68,12 +69,14 @@ class PrivilegedNamespace(Step):
         # One read now, so refused credentials or a missing `get` stop an apply before any phase
         # writes. An unreachable API is not judged here (the kubeconfig may name the VIP, which the
         # vip phase brings up): observe() retries and decides.
+        # The answer is the run's reading of the namespace (observe and verify use it too).
         with contextlib.suppress(TransientError):
-            k.get_namespace(self.namespace)
+            kube_reads(ctx.shared).namespace(k, self.namespace)
 
     def observe(self, ctx: Context) -> Observation:
         k = kube(ctx)
-        live = read(ctx, lambda: k.get_namespace(self.namespace), f"read namespace {self.namespace}")
+        reads = kube_reads(ctx.shared)
+        live = read(ctx, lambda: reads.namespace(k, self.namespace), f"read namespace {self.namespace}")
         ns = self.namespace
         if live is None:
             return Observation(
@@ -99,7 +102,12 @@ class PrivilegedNamespace(Step):
 
     def apply(self, ctx: Context, seen: Observation) -> dict[str, Any]:
         refuse_system_namespace(self.namespace)
-        k = kube(ctx)
+        try:
+            return self._apply(kube(ctx), seen)
+        finally:  # whatever got written: the check after the change, and verify, read it afresh
+            kube_reads(ctx.shared).forget_namespace(self.namespace)
+
+    def _apply(self, k: KubeAdapter, seen: Observation) -> dict[str, Any]:
         if seen.data["exists"]:
             k.patch_namespace_labels(self.namespace, WANTED)
             return {"namespace": self.namespace, "created": False, "before": seen.data["labels"]}
@@ -129,12 +137,15 @@ class PrivilegedNamespace(Step):
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         ns = str(data["namespace"])  # checked by owns(): this lab's namespace
         k = kube(ctx)
-        live = k.get_namespace(ns)
-        if live is None:
-            return f"namespace {ns} is already gone"
-        if data.get("created"):
-            return _undo_create(k, ns, live, data)
-        return _restore_labels(k, ns, live, data.get("before") or {})
+        try:
+            live = k.get_namespace(ns)  # read now: the undo decides on the live namespace
+            if live is None:
+                return f"namespace {ns} is already gone"
+            if data.get("created"):
+                return _undo_create(k, ns, live, data)
+            return _restore_labels(k, ns, live, data.get("before") or {})
+        finally:
+            kube_reads(ctx.shared).forget_namespace(ns)
 
 
 def _restore_labels(k: KubeAdapter, ns: str, live: dict[str, Any], before: dict[str, str | None]) -> str:

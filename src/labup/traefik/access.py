@@ -7,9 +7,8 @@ Unreadable, so a dry run shows `unknown` with the reason and an apply stops befo
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from labup.adapters.kube import Call, KubeAdapter, KubeNotFound
+from labup.adapters.kube import Call, KubeAdapter
 
 if TYPE_CHECKING:
     from labup.adapters.helm import HelmAdapter
@@ -19,23 +18,14 @@ Obj = dict[str, Any]
 
 
 def helm(ctx: Context) -> HelmAdapter:
-    """The helm found by the helm phase (Unreadable when there is none: dry runs show unknown)."""
-    from labup.adapters.helm import HelmAdapter
+    """The helm found by the helm phase (Unreadable when there is none: dry runs show unknown); its
+    writes drop the run's release snapshot (labup.facts.release)."""
+    from labup.facts.release import helm_adapter
 
-    return ctx.adapter("helm", HelmAdapter.from_context)  # type: ignore[no-any-return]
-
-
-# -- Kubernetes reads the shared adapter does not have (yet): thin, on its public request() ------
+    return helm_adapter(ctx)
 
 
-def get_workload(k: KubeAdapter, kind: str, namespace: str, name: str) -> Obj | None:
-    """A Deployment or DaemonSet (apps/v1), or None when absent."""
-    plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
-    try:
-        return k.request("GET", f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/{plural}/"
-                                f"{quote(name, safe='')}", Call("get", plural, namespace, "apps"))
-    except KubeNotFound:
-        return None
+# -- a Kubernetes read the shared adapter does not have (yet): thin, on its public request() -------
 
 
 def pods_on_node(k: KubeAdapter, node: str) -> list[Obj]:

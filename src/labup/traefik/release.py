@@ -1,9 +1,11 @@
 """The Helm release: install or upgrade Traefik with labup's values, pinned to the VIP's node.
 
 observe() compares the deployed revision with what labup would install: the chart (name and pinned
-version) and the values (`helm get values`, the ones the release was given). Equal: converged, no
-helm write at all. Otherwise the diff is the values (and, on a dry run with the chart at hand, the
-manifest: `helm template` against `helm get manifest`).
+version) and the values (what `helm get values` says: the ones the release was given). Equal:
+converged, no helm write at all. Otherwise the diff is the values (and, on a dry run with the chart
+at hand, the manifest: `helm template` against the deployed one). The release's history, values and
+manifest come from the run's snapshot (labup.facts.release: Helm's own records, one API request),
+which every helm write drops.
 
 apply() is one `helm upgrade --install` with the pinned `--version`, the values from a 0600 file,
 `--reset-values`, a bounded wait (traefik.wait_timeout_s) and the native rollback of the installed
@@ -39,6 +41,7 @@ from labup.adapters.kube import read
 from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import ConfigError, LabupError, PermanentError, PreflightError, TransientError, Unreadable
+from labup.facts.release import release_facts
 from labup.traefik import diagnose
 from labup.traefik.access import helm
 from labup.traefik.diffs import comparable, manifest_diff, values_diff
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
     from labup.traefik.values import RenderedValues
 
 FACT = "traefik_release"  # {"converged": bool, "revision": int | None}: read by the pod step
-MANIFEST = "traefik_manifest"  # {"revision": int, "manifest": str}: in memory only, never journaled
 
 
 class ReleaseStep(Step):
@@ -84,7 +86,7 @@ class ReleaseStep(Step):
             # it offline now, so such values stop the run before anything is written anywhere.
             self._template(h, values)
         try:
-            history = h.history(self.release, self.namespace)
+            history = release_facts(ctx).history()
         except TransientError:
             return  # the API may sit behind the VIP, which the vip phase brings up: observe() decides
         if history and history[-1].stuck:  # pending-* or uninstalling: helm upgrade would refuse it
@@ -100,7 +102,8 @@ class ReleaseStep(Step):
         ctx.facts[FACT] = {"converged": False, "revision": None}
         try:
             h = helm(ctx)
-            history = read(ctx, lambda: h.history(self.release, self.namespace), f"helm history {self.release}")
+            facts = release_facts(ctx)
+            history = read(ctx, facts.history, facts.what)
         except Unreadable as exc:
             return Observation(None, f"release {where}: its deployed state could not be read{note}",
                                diff=values_diff(None, desired, "deployed values: unknown"), reason=exc.message)
@@ -115,7 +118,8 @@ class ReleaseStep(Step):
         if latest.stuck:
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PermanentError(stuck.message, hint=stuck.hint)
-        deployed = self._deployed_values(ctx, h, latest)
+        deployed = read(ctx, lambda: release_facts(ctx).values(latest.revision),
+                        f"values of release {self.release} (revision {latest.revision})")
         same_chart = (latest.chart_name, latest.chart_version) == (load_pin().name, self.version)
         same_values = comparable(deployed) == comparable(desired)
         if latest.status == "deployed" and same_chart and same_values:
@@ -157,17 +161,17 @@ class ReleaseStep(Step):
         except HelmRolledBack as exc:
             raise self._rolled_back(ctx, h, exc, seen, started) from None
         except (HelmReleaseBusy, HelmStuck) as exc:  # left pending by this run, or stuck before it
-            history = h.history(self.release, self.namespace)
+            history = release_facts(ctx).history()  # the write dropped what was read before it
             if not history or not history[-1].stuck:
                 raise
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PermanentError(f"{stuck.message}; helm said: {exc.detail}", hint=stuck.hint) from None
         except HelmFailed as exc:
             if not seen.data.get("had_release"):
-                left = self._remove_failed_install(h)
+                left = self._remove_failed_install(ctx, h)
                 raise PermanentError(f"{exc.message}; {left}", hint=exc.hint) from None
             raise
-        history = h.history(self.release, self.namespace)
+        history = release_facts(ctx).history()
         # journaled: names and numbers only
         return {"release": self.release, "namespace": self.namespace, "node": node,
                 "revision": history[-1].revision if history else None, "previous": seen.data.get("previous")}
@@ -175,7 +179,8 @@ class ReleaseStep(Step):
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
         h = helm(ctx)
         release, namespace = str(data["release"]), str(data["namespace"])  # the journaled ones
-        history = h.history(release, namespace)
+        # read afresh: only the live history tells whether the release is still what labup made
+        history = release_facts(ctx, release, namespace, fresh=True).history()
         if no_release(history):
             return f"release {release} in namespace {namespace} is already gone"
         latest = history[-1]
@@ -220,18 +225,6 @@ class ReleaseStep(Step):
             raise PermanentError("the node holding the VIP is not known: nothing to pin Traefik to")
         return str(placement["name"])
 
-    def _deployed_values(self, ctx: Context, h: HelmAdapter, latest: Revision) -> dict[str, Any]:
-        """The values the latest revision was given. For a deployed one, `helm status` answers with
-        its manifest too, which the pod step reads (one helm call fewer on every converged run)."""
-        if latest.status == "deployed":
-            status = read(ctx, lambda: h.status(self.release, self.namespace), f"helm status {self.release}")
-            if status and status.get("version") == latest.revision:
-                ctx.facts[MANIFEST] = {"revision": latest.revision, "manifest": str(status.get("manifest") or "")}
-                config = status.get("config")
-                return config if isinstance(config, dict) else {}
-        return read(ctx, lambda: h.get_values(self.release, self.namespace, latest.revision),  # type: ignore[no-any-return]
-                    f"helm get values {self.release}")
-
     def _values(self, ctx: Context, node: str | None) -> RenderedValues:
         from labup.traefik.values import build
 
@@ -259,8 +252,8 @@ class ReleaseStep(Step):
 
         rendered = self._template(h, RenderedValues(desired, "", ()))
         deployed = "" if latest is None else read(
-            ctx, lambda: h.get_manifest(self.release, self.namespace, latest.revision),
-            f"helm get manifest {self.release}")
+            ctx, lambda: release_facts(ctx).manifest(latest.revision),
+            f"manifest of release {self.release} (revision {latest.revision})")
         label = "no manifest deployed" if latest is None else f"manifest of revision {latest.revision}"
         return manifest_diff(deployed, rendered, label) or "(manifest: no change)"
 
@@ -272,10 +265,10 @@ class ReleaseStep(Step):
                                                    "tell more")
         reason = f" ({why.message})" if why else ""
         if exc.action == "uninstalled" or not seen.data.get("had_release"):
-            left = self._remove_failed_install(h)
+            left = self._remove_failed_install(ctx, h)
             return PermanentError(f"helm could not install release {self.release}: {exc.detail}{reason}; "
                                   f"helm uninstalled it: {left}", hint=hint)
-        history = h.history(self.release, self.namespace)
+        history = release_facts(ctx).history()
         now = f"revision {history[-1].revision} ({history[-1].status})" if history else "no revision"
         before = seen.data.get("previous")
         # helm picks its own target (the newest deployed or superseded revision: upgrade.go failRelease),
@@ -303,10 +296,10 @@ class ReleaseStep(Step):
                                       "Traefik must tolerate the control-plane taint and be pinned to the VIP's node")
         return None
 
-    def _remove_failed_install(self, h: HelmAdapter) -> str:
+    def _remove_failed_install(self, ctx: Context, h: HelmAdapter) -> str:
         """A first install that failed must leave nothing: check, and uninstall what helm left."""
         try:
-            if no_release(h.history(self.release, self.namespace)):
+            if no_release(release_facts(ctx).history()):
                 return "no release is left"
             h.uninstall(self.release, self.namespace, self.lab.traefik.wait_timeout_s)
             return "labup uninstalled what was left of it"

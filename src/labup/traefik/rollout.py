@@ -21,11 +21,12 @@ from labup.adapters.kube import read
 from labup.adapters.kube import shared as kube
 from labup.engine.model import Observation, Step
 from labup.errors import LabupError, PermanentError, Unreadable
+from labup.facts.kube import kube_reads
+from labup.facts.release import release_facts
 from labup.traefik import diagnose as d
-from labup.traefik.access import get_workload, helm, pods_on_node
+from labup.traefik.access import pods_on_node
 from labup.traefik.placement import FACT as PLACEMENT
 from labup.traefik.release import FACT as RELEASE
-from labup.traefik.release import MANIFEST
 
 if TYPE_CHECKING:
     from labup.engine.context import Context
@@ -79,41 +80,39 @@ class PodStep(Step):
         wait = self.lab.traefik.wait_timeout_s
         deadline = time.monotonic() + wait
         interval = min(2.0, max(0.2, wait / 30))
-        while True:
-            look = self._look(ctx)
-            _, ok = judge(look, node)
-            if ok:
-                return None  # nothing to undo: waiting changed nothing
-            if time.monotonic() + interval > deadline:
-                found = self._diagnose(ctx, look, node)
-                raise PermanentError(f"Traefik is not Running and Ready on {node} after {wait:g}s: {found.message}",
-                                     hint=found.hint)
-            time.sleep(interval)
+        try:
+            while True:
+                look = self._look(ctx, fresh=True)
+                _, ok = judge(look, node)
+                if ok:
+                    return None  # nothing to undo: waiting changed nothing
+                if time.monotonic() + interval > deadline:
+                    found = self._diagnose(ctx, look, node)
+                    raise PermanentError(f"Traefik is not Running and Ready on {node} after {wait:g}s: "
+                                         f"{found.message}", hint=found.hint)
+                time.sleep(interval)
+        finally:
+            # the pods changed while labup waited: the check after this step, and verify, read afresh
+            kube_reads(ctx.shared).forget_workloads(self.namespace)
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def _look(self, ctx: Context) -> Look:
+    def _look(self, ctx: Context, *, fresh: bool = False) -> Look:
+        """The workload and its pods: the run's reading of them (`fresh`: read now, while waiting)."""
         k = kube(ctx)
-        manifest = self._manifest(ctx)
+        reads = kube_reads(ctx.shared)
+        facts = release_facts(ctx)
+        manifest = read(ctx, facts.manifest, f"manifest of release {self.release}")
         look = Look()
         for kind, name, selector in workloads(manifest):
             look.kind, look.name = kind, name
-            look.workload = read(ctx, lambda kd=kind, nm=name: get_workload(k, kd, self.namespace, nm),
+            look.workload = read(ctx, lambda kd=kind, nm=name: reads.workload(k, kd, self.namespace, nm, fresh=fresh),
                                  f"read {kind} {name}")
             query = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
-            look.pods = d.live(read(ctx, lambda q=query: k.list_pods(self.namespace, label_selector=q),
+            look.pods = d.live(read(ctx, lambda sel=selector: reads.pods(k, self.namespace, sel, fresh=fresh),
                                     f"list Traefik's pods ({query})"))
             break  # Traefik's chart renders one workload (deployment.kind)
         return look
-
-    def _manifest(self, ctx: Context) -> str:
-        """The live revision's manifest: the release step's reading of it, else helm's."""
-        known = ctx.facts.get(MANIFEST) or {}
-        current = (ctx.facts.get(RELEASE) or {}).get("revision")
-        if known and current is not None and known.get("revision") == current:
-            return str(known["manifest"])
-        h = helm(ctx)
-        return read(ctx, lambda: h.get_manifest(self.release, self.namespace), f"helm get manifest {self.release}")
 
     def _diagnose(self, ctx: Context, look: Look, node: str) -> d.Diagnosis:
         """Why no Ready pod is on `node`, from what the cluster says (each read best-effort)."""
