@@ -298,3 +298,21 @@ def test_two_concurrent_applies_the_second_exits_4(simlab: Callable[..., SimLab]
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-3000:]
     assert_verified(LabupRun([], 0, out, err, 0.0))
+
+
+def test_sigint_early_in_a_run_ends_labup_at_once(simlab: Callable[..., SimLab]) -> None:
+    """Ctrl-C at moments spread over the first second of an apply (pre-flight's concurrent talosctl
+    calls, the first writes): labup ends within seconds every time, with no thread's traceback. sh's
+    timeout timers once kept it alive talos.timeout_s (30 s) after some of these moments."""
+    import time
+
+    lab = simlab()
+    for delay in (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8):
+        proc = lab.start_labup("apply", json_out=False, start_new_session=True)
+        time.sleep(delay)
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - started < 5, (delay, err[-2000:])
+        assert "Traceback" not in err, (delay, err[-2000:])
+        ok(lab.labup("rollback", "--yes"))

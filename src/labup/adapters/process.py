@@ -95,6 +95,12 @@ def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
             signame = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
             raise ToolKilled(signame, name, grace_s) from exc
         raise
+    finally:
+        # sh's timeout is a non-daemon Timer thread; when the wait ends by a signal it may be left
+        # running, and would keep labup alive until it fires (talos.timeout_s after a Ctrl-C)
+        timer = getattr(getattr(running, "process", None), "_timeout_timer", None)
+        if timer is not None:
+            timer.cancel()
     result = ToolResult(argv, running.exit_code, _text(running.stdout), _text(running.stderr))
     if check and result.exit_code != 0:
         raise ToolFailed(name, result.exit_code, result.stderr)

@@ -53,6 +53,7 @@ class TalosFacts:
         self._lock = threading.Lock()
         self._kind_locks = {kind: threading.Lock() for kind in KINDS}
         self._known: dict[tuple[str, str], Any] = {}  # (kind, node address) -> value or LabupError
+        self._stopping = threading.Event()
 
     # -- the facts --------------------------------------------------------------------------------
 
@@ -96,15 +97,21 @@ class TalosFacts:
         """Read these facts for all nodes at once, concurrently (the calls wait on the network, not
         on Python); failures are kept and raised to whoever asks for that fact."""
         first = self.lab.nodes[0].address
-        readers = [threading.Thread(target=self._quietly, args=(kind, first, how), daemon=True)
+        # not daemons: a daemon stopped at exit can leave a talosctl (and its timeout timer) behind
+        readers = [threading.Thread(target=self._quietly, args=(kind, first, how), name=f"labup-talos-{kind}")
                    for kind in kinds if not all(self.known(kind, n.address) for n in self.lab.nodes)]
         for thread in readers:
             thread.start()
-        for thread in readers:
-            thread.join()
+        try:
+            for thread in readers:
+                thread.join()
+        except BaseException:  # interrupted: the readers finish the call they are in, start no other
+            self._stopping.set()
+            raise
 
     def _quietly(self, kind: str, node: str, how: dict[str, Any]) -> None:
-        with contextlib.suppress(LabupError):
+        # any failure, even a signal's (the child got the Ctrl-C too): whoever asks later meets it
+        with contextlib.suppress(Exception):
             self._get(kind, node, **how)
 
     # -- invalidation -----------------------------------------------------------------------------
@@ -145,6 +152,8 @@ class TalosFacts:
         pending = list(nodes)
 
         def attempt() -> None:
+            if self._stopping.is_set():
+                raise Unreadable("labup is stopping: not asked")
             answer = adapter.get_each(pending, resource, rid)
             collateral = [n for n in answer.failed if _collateral(answer.failed[n], n, answer.failed)]
             if collateral and len(collateral) < len(pending):  # talosctl 1.14: one node failed them all
