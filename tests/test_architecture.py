@@ -3,12 +3,12 @@
 Every import counts: at the top, inside functions (lazy, for speed) and under TYPE_CHECKING (a type is
 still a dependency). Layers, from the bottom:
 
-    base        errors, redact, yamlsafe, validators, config, resources (lab.yaml and plain helpers)
+    base        errors, redact, yamlsafe, validators, config, resources, warmup (lab.yaml, plain helpers)
     engine      engine/*: steps, runner, journal, lock; knows nothing of Talos, Helm or Kubernetes
     adapters    adapters/*: the only code that runs a tool or opens a socket
     facts       facts/*: per-run snapshots of what the adapters read
-    domain      vip/, traefik/, checks/: what each phase knows (patch forms, values, guards, checks)
-    phases      phases/*: one module per phase, its steps from the domain package
+    domain      vip/, helmsetup/, namespace/, traefik/, checks/: each phase's steps and what they know
+    phases      phases/*: one thin module per phase: its story, steps(ctx) from its domain package, PHASE
     commands    cli, runs, options, entry, targets, initlab, ui, verify_command: the command line, its output
 """
 
@@ -22,9 +22,9 @@ ROOT = "labup"
 
 LAYERS = ("base", "engine", "adapters", "facts", "domain", "phases", "commands")
 PACKAGES = {"engine": "engine", "adapters": "adapters", "facts": "facts", "vip": "domain", "traefik": "domain",
-            "checks": "domain", "phases": "phases"}
-BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources"}
-COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "warmup", "__main__"}
+            "checks": "domain", "helmsetup": "domain", "namespace": "domain", "phases": "phases"}
+BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources", "warmup"}
+COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "__main__"}
 
 
 def layer_of(module: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from labup.adapters import download, helmbin
+from labup.adapters import helmbin as helm_lookup
 from labup.config import load
 from labup.engine.context import Context
 from labup.engine.runner import Runner
@@ -341,18 +342,18 @@ def test_example_dry_run_is_offline(env: dict, mirror: Mirror, monkeypatch: pyte
 
 def test_facts_and_locate_helm_for_later_phases(env: dict, make_lab, mirror: Mirror, install_dir: Path) -> None:
     lab = load(make_lab())
-    assert helm_phase.locate_helm(lab) is None
+    assert helm_lookup.locate_helm(lab) is None
     ctx = Context(lab=lab, dry_run=True, reporter=Reporter(quiet=True))
     with pytest.raises(Unreadable, match="run `labup phase helm` first"):
-        helm_phase.require_helm(ctx)
+        helm_lookup.require_helm(ctx)
     (install_dir / "helm").symlink_to(real_helm(VERSION))
     ctx = Context(lab=lab, dry_run=False, reporter=Reporter(quiet=True))
     report = Runner(ctx, [helm_phase.PHASE], "phase helm", journal=None).run()
     assert report.exit_code == 0 and report.results[0].status == "ok"
     assert ctx.facts["helm_binary"] == str(install_dir / "helm") and ctx.facts["helm_version"] == VERSION
-    assert helm_phase.locate_helm(lab) == (install_dir / "helm", VERSION)
+    assert helm_lookup.locate_helm(lab) == (install_dir / "helm", VERSION)
     later = Context(lab=lab, dry_run=False, reporter=Reporter(quiet=True))
-    assert helm_phase.require_helm(later).path == install_dir / "helm"
+    assert helm_lookup.require_helm(later).path == install_dir / "helm"
     assert later.facts["helm_version"] == VERSION
     assert mirror.requests == []
 

@@ -24,7 +24,7 @@ from labup.engine.context import Context
 from labup.engine.model import Observation
 from labup.engine.retry import is_transient
 from labup.errors import ConfigError, PermanentError, PreflightError, Unreadable
-from labup.phases import namespace as phase
+from labup.namespace import steps as phase
 from labup.ui import Reporter
 
 from conftest import example_data, run_labup
@@ -222,7 +222,7 @@ def test_no_kubeconfig_stops_apply_in_preflight_and_dry_run_says_unknown(
     assert result.returncode == 0, result.stderr
     planned = step(doc)
     assert planned["status"] == "unknown"
-    assert f"no kubeconfig at {missing} (kubernetes.kubeconfig in lab.yaml)" in planned["hint"]
+    assert f"no kubeconfig at {missing} (kubernetes.kubeconfig in lab.yaml)" in planned["summary"]
 
 
 def test_an_unreachable_api_is_unknown_in_a_dry_run(write_lab: Callable[..., Path], tmp_path: Path) -> None:
@@ -234,8 +234,8 @@ def test_an_unreachable_api_is_unknown_in_a_dry_run(write_lab: Callable[..., Pat
     assert result.returncode == 0, result.stderr
     planned = step(doc)
     assert planned["status"] == "unknown"
-    assert f"no answer from the Kubernetes API at http://127.0.0.1:{port}" in planned["hint"]
-    assert "Connection refused" in planned["hint"] and "gave up after retrying" in planned["hint"]
+    assert f"no answer from the Kubernetes API at http://127.0.0.1:{port}" in planned["summary"]
+    assert "Connection refused" in planned["summary"] and "gave up after retrying" in planned["summary"]
 
 
 # -- the phase, in-process (guards and undo corner cases) -------------------------------------------
@@ -435,7 +435,7 @@ def test_adapter_reads_what_the_traefik_phase_and_verify_need(emu: KubeEmulator,
 
 
 def test_importing_labup_does_not_import_kubernetes() -> None:
-    code = ("import sys, labup.cli, labup.runs, labup.phases.namespace, labup.adapters.kube; "
+    code = ("import sys, labup.cli, labup.runs, labup.phases.namespace, labup.namespace.steps, labup.adapters.kube; "
             "sys.exit('kubernetes' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=30, check=False).returncode == 0
 

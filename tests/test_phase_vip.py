@@ -283,7 +283,7 @@ def test_without_talosctl_dry_run_is_unknown_and_apply_stops(vip_lab: Callable[.
     dry = lab.labup("phase", "vip", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "unknown      vip/talos-unw-ifc" in shown(dry)
-    assert "talosctl not found on PATH; install it" in shown(dry)
+    assert "state could not be read: talosctl not found on PATH" in shown(dry) and "hint: install it" in shown(dry)
     apply = lab.labup("phase", "vip")
     assert apply.returncode == 1
     assert "pre-flight failed, nothing was changed: talosctl not found on PATH" in shown(apply)

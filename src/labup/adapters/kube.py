@@ -262,6 +262,9 @@ class KubeAdapter:
             if not os.access(path, os.R_OK):
                 raise Unreadable(f"cannot read the kubeconfig {path} ({self.source}): permission denied",
                                  hint=KUBECONFIG_HINT)
+        from labup import warmup
+
+        warmup.ready()  # never import kubernetes while the background import is half-way through it
         from kubernetes.client.api_client import ApiClient
         from kubernetes.client.configuration import Configuration
         from kubernetes.config.kube_config import load_kube_config

@@ -23,6 +23,9 @@ _RUNNING: set[subprocess.Popen[str]] = set()
 
 
 def install(timeout_s: float) -> None:
+    from labup import warmup
+
+    warmup.ready()
     from kubernetes.config import exec_provider
 
     _STATE["timeout_s"] = max(float(timeout_s), 1.0)

@@ -5,9 +5,11 @@ Output is returned, never logged: talosctl's stdout can be the machine config (t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,30 +83,43 @@ def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
     full_env = dict(os.environ) | dict(env or {})
     command = sh.Command(str(binary))
     try:
-        running = command(*args, _bg=True, _env=full_env, _in=stdin, _timeout=timeout,
-                          _tty_out=False, _return_cmd=True, _ok_code=list(range(256)),
-                          _bg_exc=False, _encoding="utf-8", _decode_errors="replace")
+        # no `_timeout`: sh's is a non-daemon Timer thread, and one left behind (a Ctrl-C during the
+        # spawn, before labup holds the command) kept labup alive for the whole timeout after it ended
+        running = command(*args, _bg=True, _env=full_env, _in=stdin, _tty_out=False, _return_cmd=True,
+                          _ok_code=list(range(256)), _bg_exc=False, _encoding="utf-8", _decode_errors="replace")
     except sh.CommandNotFound:
         raise LabupError(f"{name}: not found at {binary}") from None
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        _signal(running, signal.SIGKILL)
+
+    killer = threading.Timer(timeout, expire)
+    killer.daemon = True  # never keeps labup alive
+    killer.start()
     try:
         running.wait()
-    except sh.TimeoutException:
-        raise ToolTimeout(f"{name} {' '.join(args[:3])}: no answer within {timeout:g}s") from None
     except BaseException as exc:
+        if expired.is_set():
+            raise ToolTimeout(f"{name} {' '.join(args[:3])}: no answer within {timeout:g}s") from None
         if _kill(running, grace_s) and isinstance(exc, KeyboardInterrupt):
             signame = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
             raise ToolKilled(signame, name, grace_s) from exc
         raise
     finally:
-        # sh's timeout is a non-daemon Timer thread; when the wait ends by a signal it may be left
-        # running, and would keep labup alive until it fires (talos.timeout_s after a Ctrl-C)
-        timer = getattr(getattr(running, "process", None), "_timeout_timer", None)
-        if timer is not None:
-            timer.cancel()
+        killer.cancel()
     result = ToolResult(argv, running.exit_code, _text(running.stdout), _text(running.stderr))
     if check and result.exit_code != 0:
         raise ToolFailed(name, result.exit_code, result.stderr)
     return result
+
+
+def _signal(running: Any, signum: int) -> None:
+    process = getattr(running, "process", None)
+    with contextlib.suppress(Exception):  # already gone
+        if process is not None:
+            process.signal(signum)
 
 
 def _text(data: str | bytes | None) -> str:

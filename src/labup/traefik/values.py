@@ -102,6 +102,9 @@ def _guards(values: Mapping[str, Any]) -> None:
 
 
 def _schema(values: Mapping[str, Any]) -> None:
+    from labup import warmup
+
+    warmup.ready()  # an apply may be importing jsonschema in the background
     from labup.traefik import schema  # jsonschema costs ~0.1 s to import: only once the guards pass
 
     schema.validate(values)
