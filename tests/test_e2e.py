@@ -37,9 +37,10 @@ def ok(run: LabupRun) -> LabupRun:
 def assert_verified(run: LabupRun) -> None:
     checks = run.checks()
     assert sorted(checks) == sorted(["vip-arp", "vip-holder", "traefik-placement", "http-redirect", "https-cert",
-                                     "psa-label", "helm-release"])
-    for check in checks.values():
-        assert check["status"] == "pass", check
+                                     "psa-label", "helm-release", "acme-backup"])
+    for name, check in checks.items():
+        # acme-backup advises `labup backup` until one holds the served certificate: a warning, not a failure
+        assert check["status"] == ("warn" if name == "acme-backup" else "pass"), check
 
 
 def extra_values(lab: SimLab, values: dict[str, Any]) -> None:

@@ -105,9 +105,10 @@ def talos_env(tmp_path: Path) -> dict[str, str]:
             "TALOSCONFIG": str(talosconfig)}
 
 
-# the Kubernetes/Helm checks are proven against the API emulator (test_verify_unit, the e2e lab);
-# here, on the namespace network, verify runs the network and Talos checks
-KUBE_CHECKS = ("traefik-placement", "psa-label", "helm-release")
+# the Kubernetes/Helm checks are proven against the API emulator (test_verify_unit, the e2e lab), and
+# acme-backup (local backups) in test_certbackup; here, on the namespace network, verify runs the
+# network and Talos checks
+KUBE_CHECKS = ("traefik-placement", "psa-label", "helm-release", "acme-backup")
 
 
 def labup_in_client(netlab: NetLab, lab_file: Path, env: dict[str, str], *args: str,
@@ -382,7 +383,8 @@ def test_unknown_check_exits_2_listing_valid_names(netlab: NetLab, lab_file: Pat
     proc, doc, _ = labup_in_client(netlab, lab_file, talos_env, "--only", "vip-arpp")
     assert proc.returncode == 2
     assert "unknown check 'vip-arpp'" in proc.stderr
-    assert "vip-arp, vip-holder, traefik-placement, http-redirect, https-cert, psa-label, helm-release" in proc.stderr
+    assert ("vip-arp, vip-holder, traefik-placement, http-redirect, https-cert, psa-label, helm-release, "
+            "acme-backup") in proc.stderr
     assert doc["exit_code"] == 2
     assert netlab.neighbour("cl", VIP) is None  # nothing was sent
 
@@ -397,7 +399,8 @@ def test_apply_dry_run_plans_the_checks_and_sends_nothing(netlab: NetLab, lab_fi
     assert proc.returncode == 0, proc.stderr
     steps = [(s["step"], s["status"]) for s in doc["steps"]]
     assert steps == [(n, "would-run") for n in ("vip-arp", "vip-holder", "traefik-placement",
-                                                    "http-redirect", "https-cert", "psa-label", "helm-release")]
+                                                    "http-redirect", "https-cert", "psa-label", "helm-release",
+                                                    "acme-backup")]
     assert netlab.neighbour("cl", VIP) is None  # not even an ARP request left the client
 
 

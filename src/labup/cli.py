@@ -153,6 +153,19 @@ def render(
 
 
 @app.command()
+def backup(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="write the backup to this new file [default: .labup/backups/acme-<UTC time>.json]",
+        show_default=False)] = None,
+) -> None:
+    """Back up Traefik's certificates (acme.json) from the node that runs it; shows what they are."""
+    from labup import runs
+
+    _finish(runs.backup(ctx.obj, out))
+
+
+@app.command()
 def rollback(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(

@@ -92,6 +92,13 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class Backup:
+    """`labup backup`: the copies of Traefik's acme.json kept in .labup/backups/."""
+
+    keep: int = 10  # the newest N backups are kept; older ones labup wrote are removed
+
+
+@dataclass(frozen=True)
 class Retry:
     """Retry policy for transient errors (DESIGN.md §4); bounded in attempts and total time."""
 
@@ -113,6 +120,7 @@ class Lab:
     verify: Verify
     retry: Retry
     source: Path  # the lab.yaml this came from; .labup/ lives beside it
+    backup: Backup = field(default_factory=Backup)
 
     @property
     def state_dir(self) -> Path:
@@ -410,6 +418,13 @@ def _verify(top: _Section) -> Verify:
     return v
 
 
+def _backup(top: _Section) -> Backup:
+    s = top.section("backup")
+    b = Backup(keep=s.number("keep", 10, integer=True, high=1000))
+    s.done()
+    return b
+
+
 def _retry(top: _Section) -> Retry:
     s = top.section("retry")
     r = Retry(attempts=s.number("attempts", 5, integer=True, high=50),
@@ -430,7 +445,7 @@ def _unknown_keys(data: dict[Any, Any]) -> list[tuple[str, list[str]]]:
     """Every key lab.yaml does not know, anywhere, with its close matches: checked before any value,
     so a typo (`traefk:`) is named as such rather than as the key it hides being "required"."""
     sections: dict[str, type] = {"vip": Vip, "talos": Talos, "kubernetes": Kubernetes, "helm": Helm,
-                                 "traefik": Traefik, "verify": Verify, "retry": Retry}
+                                 "traefik": Traefik, "verify": Verify, "retry": Retry, "backup": Backup}
     found: list[tuple[str, list[str]]] = []
 
     def visit(mapping: Any, where: str, known: frozenset[str]) -> None:
@@ -475,7 +490,7 @@ def parse(data: Any, source: Path) -> Lab:
     vip = _vip(top, nodes)
     lab = Lab(name=name, nodes=nodes, vip=vip, talos=_talos(top, nodes, vip),
               kubernetes=_kubernetes(top), helm=_helm(top), traefik=_traefik(top),
-              verify=_verify(top), retry=_retry(top), source=source)
+              verify=_verify(top), retry=_retry(top), source=source, backup=_backup(top))
     top.done()
     return lab
 

@@ -254,6 +254,16 @@ def verify(opts: Options, *, only: list[str], skip: list[str]) -> int:
     return guarded(opts, "verify", body)
 
 
+def backup(opts: Options, out: Path | None) -> int:
+    def body() -> int:
+        lab = load_lab(opts)
+        from labup import backup_command
+
+        return backup_command.run_command(opts, lab, out)
+
+    return guarded(opts, "backup", body)
+
+
 def render(opts: Options, what: str) -> int:
     def body() -> int:
         if what not in ("vip", "traefik"):

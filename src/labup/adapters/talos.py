@@ -235,6 +235,11 @@ class TalosAdapter:
                 found.setdefault(node, [])
         return PerNode(found, failed)
 
+    def read_file(self, node: str, path: str) -> str:
+        """`talosctl read PATH` on one node (the machine API's Read: os:admin, any regular file).
+        The text is returned only: it may hold keys (acme.json), so it is never logged."""
+        return self._run(node, ["read", path], f"read {path}").stdout
+
     # -- the one write ----------------------------------------------------------------------------
 
     def patch(self, node: str, fragment: str) -> PatchOutcome:

@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 CHECK_NAMES: tuple[str, ...] = ("vip-arp", "vip-holder", "traefik-placement", "http-redirect",
-                                "https-cert", "psa-label", "helm-release")
+                                "https-cert", "psa-label", "helm-release", "acme-backup")

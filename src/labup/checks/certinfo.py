@@ -24,6 +24,7 @@ class CertInfo:
     names: tuple[str, ...]  # DNS and IP subjectAltNames (the CN when there are none)
     not_after: dt.datetime  # UTC
     self_signed: bool
+    not_before: dt.datetime | None = None  # UTC: when it was issued
 
     def days_left(self, now: dt.datetime | None = None) -> float:
         now = now or dt.datetime.now(dt.UTC)
@@ -64,7 +65,8 @@ def parse_der(der: bytes) -> CertInfo:
         names.append(subject_cn)
     return CertInfo(subject=cert.subject.rfc4514_string(), subject_cn=subject_cn,
                     issuer=cert.issuer.rfc4514_string(), issuer_cn=cn(cert.issuer), names=tuple(names),
-                    not_after=cert.not_valid_after_utc, self_signed=cert.subject == cert.issuer)
+                    not_after=cert.not_valid_after_utc, self_signed=cert.subject == cert.issuer,
+                    not_before=cert.not_valid_before_utc)
 
 
 def _name_matches(pattern: str, domain: str) -> bool:

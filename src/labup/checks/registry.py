@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labup.checks import CHECK_NAMES
+from labup.checks.acme_backup import acme_backup
 from labup.checks.http import http_redirect
 from labup.checks.kube import helm_release, psa_label, traefik_placement
 from labup.checks.model import Check
@@ -18,6 +19,7 @@ REGISTRY: dict[str, Check] = {c.name: c for c in (
     Check("https-cert", https_cert, "no TLS answer from the VIP in time (see vip-arp)"),
     Check("psa-label", psa_label),
     Check("helm-release", helm_release),
+    Check("acme-backup", acme_backup),
 )}
 
 if tuple(REGISTRY) != CHECK_NAMES:  # the contract's names and order; a mismatch is a labup bug

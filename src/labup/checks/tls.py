@@ -103,6 +103,8 @@ def judge_cert(lab: Lab, domain: str, answer: TlsAnswer, info: CertInfo,
     whole = math.floor(days)
     data: dict[str, Any] = {"subject": info.subject, "issuer": info.issuer, "names": list(info.names),
                             "not_after": info.not_after.isoformat(), "days_left": round(days, 2),
+                            "not_before": info.not_before.isoformat() if info.not_before else None,
+                            "staging": info.is_staging, "traefik_default": info.is_traefik_default,
                             "verified": answer.verified, "verify_error": answer.verify_error,
                             "tls_version": answer.tls_version}
     issuer = info.issuer_cn or info.issuer

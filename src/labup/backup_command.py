@@ -1,0 +1,113 @@
+"""`labup backup [--out PATH]`: Traefik's acme.json, read from the node where Traefik runs, judged, and
+kept locally (0600 in a 0700 folder). It prints what it holds (domains, issuer, staging or
+production, days left), never a key.
+
+Exit 0 with a backup written; 1 when there is nothing worth keeping (no Traefik pod, no file yet,
+a store without certificate, or a file that is not a valid store); 2 for bad input (--out).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labup.errors import EXIT_FAILED, EXIT_OK, PermanentError
+
+if TYPE_CHECKING:
+    from labup.certbackup.store import AcmeStore
+    from labup.config import Lab, Node
+    from labup.options import Options
+
+ACME_FILE = "acme.json"
+
+
+def acme_path(lab: Lab) -> str:
+    """Where acme.json is on the node's disk: the hostPath folder of traefik.acme.storage_dir."""
+    return f"{lab.traefik.acme.storage_dir.rstrip('/')}/{ACME_FILE}"
+
+
+def traefik_node(lab: Lab) -> Node:
+    """The lab node that runs Traefik's pod (a running one first), by its Kubernetes name."""
+    from labup.checks.kube_facts import LabKubeFacts
+
+    pods = LabKubeFacts(lab, lab.kubernetes.timeout_s).traefik_pods()
+    placed = sorted((p for p in pods if p.node), key=lambda p: p.phase != "Running")
+    if not placed:
+        raise PermanentError(f"no Traefik pod runs in namespace {lab.traefik.namespace}: no acme.json to back up",
+                             hint="`labup apply` deploys Traefik; `labup verify` says what is wrong")
+    name = placed[0].node
+    node = next((n for n in lab.nodes if n.name == name), None)
+    if node is None:
+        raise PermanentError(f"Traefik runs on node {name}, which lab.yaml does not list: labup cannot ask its "
+                             "Talos API for the file", hint="add that node to nodes[] in lab.yaml")
+    return node
+
+
+def read_store(lab: Lab, node: Node) -> bytes:
+    from labup.adapters.talos import TalosAdapter, TalosFailed
+
+    path = acme_path(lab)
+    try:
+        text = TalosAdapter(lab).read_file(node.address, path)
+    except TalosFailed as exc:
+        if "NotFound" in exc.detail:
+            raise PermanentError(f"{node.name} has no {path} yet: Traefik has not stored an ACME account there",
+                                 hint="back it up once Traefik has a certificate (see `labup verify`)") from None
+        raise
+    return text.encode("utf-8")
+
+
+def run_command(opts: Options, lab: Lab, out: Path | None) -> int:
+    from labup.certbackup import backups
+    from labup.certbackup.store import InvalidStore, parse
+
+    node = traefik_node(lab)
+    data = read_store(lab, node)
+    try:
+        store = parse(data, resolver=lab.traefik.acme.resolver)
+    except InvalidStore as exc:
+        raise PermanentError(f"{acme_path(lab)} on {node.name} is not a valid ACME store: {exc}; nothing was "
+                             "written", hint="Traefik rewrites it on its next certificate; `labup verify` "
+                                             "names what Traefik logs") from None
+    doc: dict[str, Any] = {"command": "backup", "node": node.name, "source": acme_path(lab),
+                           "certificates": [c.as_dict() for c in store.certificates]}
+    if store.empty:
+        sys.stderr.write(f"labup: {acme_path(lab)} on {node.name} holds no certificate yet: nothing to back up\n")
+        _emit(opts, doc | {"ok": False, "exit_code": EXIT_FAILED, "file": None})
+        return EXIT_FAILED
+    if out is not None:
+        written, removed = backups.write_to(out, data), []
+    else:
+        folder = backups.ensure_backup_dir(lab.state_dir)
+        written = backups.write_new(folder, data)
+        removed = backups.prune(folder, lab.backup.keep)
+    doc |= {"ok": True, "exit_code": EXIT_OK, "file": str(written), "removed": [str(p) for p in removed]}
+    if opts.json:
+        _emit(opts, doc)
+    else:
+        _table(store, f"backed up {acme_path(lab)} from {node.name} to {written} (0600)")
+        for path in removed:
+            sys.stderr.write(f"labup: removed the old backup {path} (backup.keep: {lab.backup.keep})\n")
+    return EXIT_OK
+
+
+def _table(store: AcmeStore, title: str) -> None:
+    from labup.ui import clean  # the names come from a file on the node: no control character printed
+
+    now = datetime.now(UTC)
+    rows = [(clean(", ".join(c.domains)), clean(c.issuer), "staging" if c.staging else "production",
+             str(c.days_left(now))) for c in store.certificates]
+    head = ("domains", "issuer", "CA", "days left")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [clean(title), *("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+                      for r in [head, *rows])]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _emit(opts: Options, doc: dict[str, Any]) -> None:
+    if opts.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.flush()
