@@ -179,3 +179,32 @@ def test_acme_backup_warns_until_a_backup_holds_the_served_certificate(tmp_path:
     assert judge(served).status == PASS
     ctx = CheckContext(lab, ["acme-backup"], 0.2)  # without https-cert: says so, proves nothing
     assert acme_backup(ctx).status == "skip"
+
+
+def test_the_backup_secret_is_labups_own_and_replaced_never_stolen(tmp_path: Path) -> None:
+    """backup.in_cluster: the Secret is created, then replaced (resourceVersion: a concurrent change is
+    a conflict), labelled as labup's; a Secret of that name that is not labup's is left alone."""
+    from labup.backup_command import SEED_SECRET, keep_in_cluster
+    from labup.config import parse as parse_lab
+    from labup.errors import PermanentError
+
+    from conftest import example_data
+    from kubeemu import KubeEmulator
+
+    with KubeEmulator() as emu:
+        data = example_data()
+        data["kubernetes"] = {"kubeconfig": str(emu.write_kubeconfig(tmp_path / "kubeconfig"))}
+        data["backup"] = {"in_cluster": True}
+        lab = parse_lab(data, tmp_path / "lab.yaml")
+        emu.create("v1", "Namespace", {"metadata": {"name": "traefik"}})
+        assert keep_in_cluster(lab, b'{"first": 1}') == f"traefik/{SEED_SECRET}"
+        keep_in_cluster(lab, b'{"second": 2}')
+        stored = emu.get("v1", "Secret", SEED_SECRET, "traefik")
+        assert base64.b64decode(stored["data"]["acme.json"]) == b'{"second": 2}'
+        assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "labup"
+        stored["metadata"]["labels"] = {"app": "someone-else"}
+        emu.update("v1", "Secret", stored)
+        with pytest.raises(PermanentError, match="is not labup's"):
+            keep_in_cluster(lab, b'{"third": 3}')
+        assert base64.b64decode(emu.get("v1", "Secret", SEED_SECRET, "traefik")["data"]["acme.json"]) == \
+            b'{"second": 2}'

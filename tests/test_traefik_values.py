@@ -126,6 +126,10 @@ def test_rendered_values_template_and_lint_with_the_real_schema(tmp_path: Path) 
     assert stores[0]["spec"]["defaultGeneratedCert"]["domain"] == {"main": "lab.example.net"}
 
 
+# the init container: seeds an empty acme.json from labup backup's Secret, then makes it 0600
+SEED_SCRIPT = ("if [ ! -s /data/acme.json ] && [ -s /seed/acme.json ]; then cp /seed/acme.json /data/acme.json; fi; "
+               "touch /data/acme.json && chmod 600 /data/acme.json")
+
 # Every key the issue asks for (FACTS.md §3), as `path: value` in the rendered values.
 EXPECTED: dict[str, Any] = {
     "hostNetwork": True,
@@ -149,12 +153,14 @@ EXPECTED: dict[str, Any] = {
     "certificatesResolvers/letsencrypt/acme/storage": "/data/acme.json",
     "certificatesResolvers/letsencrypt/acme/httpChallenge": {"entryPoint": "web"},
     "deployment/additionalVolumes": [
-        {"name": "acme", "hostPath": {"path": "/var/mnt/traefik", "type": "DirectoryOrCreate"}}],
+        {"name": "acme", "hostPath": {"path": "/var/mnt/traefik", "type": "DirectoryOrCreate"}},
+        {"name": "acme-seed", "secret": {"secretName": "labup-acme-backup", "optional": True}}],
     "additionalVolumeMounts": [{"name": "acme", "mountPath": "/data"}],
     "persistence/name": "chart-data",
     "persistence/path": "/chart-data",
-    "deployment/initContainers/0/command": ["sh", "-c", "touch /data/acme.json && chmod 600 /data/acme.json"],
-    "deployment/initContainers/0/volumeMounts": [{"name": "acme", "mountPath": "/data"}],
+    "deployment/initContainers/0/command": ["sh", "-c", SEED_SCRIPT],
+    "deployment/initContainers/0/volumeMounts": [{"name": "acme", "mountPath": "/data"},
+                                                 {"name": "acme-seed", "mountPath": "/seed", "readOnly": True}],
     "podSecurityContext/runAsUser": 0,
     "podSecurityContext/runAsNonRoot": False,
     "securityContext/capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
@@ -387,3 +393,30 @@ def test_node_found_at_run_time_is_pinned(tmp_path: Path) -> None:
     assert "# nodeSelector: talos-cp-2 holds the VIP 192.0.2.250." in rendered.to_yaml()
     with pytest.raises(PermanentError):
         build(load(lab_with(tmp_path)), node="bad node\nx: 1")
+
+
+@pytest.mark.parametrize("seed, before, after", [
+    (None, None, b""),  # no backup Secret, a new node: an empty file, 0600
+    (b'{"le": 1}', None, b'{"le": 1}'),  # the VIP moved: the new node starts with the backup
+    (b'{"le": 1}', b"", b'{"le": 1}'),  # an empty file is seeded too
+    (b'{"le": 1}', b'{"le": 2}', b'{"le": 2}'),  # a file with data is never replaced
+])
+def test_the_init_script_seeds_only_an_empty_store(tmp_path: Path, seed: bytes | None, before: bytes | None,
+                                                    after: bytes) -> None:
+    """The values' init container script, run by a real POSIX sh with its two folders moved under tmp."""
+    from labup.backup_command import SEED_SECRET
+
+    values = build(load(REPO / "examples" / "lab.yaml")).values
+    assert values["deployment"]["additionalVolumes"][1]["secret"]["secretName"] == SEED_SECRET
+    script = values["deployment"]["initContainers"][0]["command"][2]
+    data, seeds = tmp_path / "data", tmp_path / "seed"
+    data.mkdir()
+    seeds.mkdir()
+    if seed is not None:
+        (seeds / "acme.json").write_bytes(seed)
+    if before is not None:
+        (data / "acme.json").write_bytes(before)
+    moved = script.replace("/data/", f"{data}/").replace("/seed/", f"{seeds}/")
+    subprocess.run(["sh", "-c", moved], check=True, timeout=10)
+    assert (data / "acme.json").read_bytes() == after
+    assert stat.S_IMODE((data / "acme.json").stat().st_mode) == 0o600

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from labup.options import Options
 
 ACME_FILE = "acme.json"
+SEED_SECRET = "labup-acme-backup"  # backup.in_cluster: the newest backup, which seeds an empty acme.json
+MANAGED_BY = {"app.kubernetes.io/managed-by": "labup"}
 
 
 def acme_path(lab: Lab) -> str:
@@ -84,14 +86,35 @@ def run_command(opts: Options, lab: Lab, out: Path | None) -> int:
         folder = backups.ensure_backup_dir(lab.state_dir)
         written = backups.write_new(folder, data)
         removed = backups.prune(folder, lab.backup.keep)
-    doc |= {"ok": True, "exit_code": EXIT_OK, "file": str(written), "removed": [str(p) for p in removed]}
+    doc |= {"ok": True, "exit_code": EXIT_OK, "file": str(written), "removed": [str(p) for p in removed],
+            "secret": keep_in_cluster(lab, data) if lab.backup.in_cluster else None}
     if opts.json:
         _emit(opts, doc)
     else:
         _table(store, f"backed up {acme_path(lab)} from {node.name} to {written} (0600)")
+        if doc["secret"]:
+            sys.stderr.write(f"labup: also kept as the Secret {doc['secret']}: a Traefik pod that starts with an "
+                             "empty acme.json (on another node) is seeded from it\n")
         for path in removed:
             sys.stderr.write(f"labup: removed the old backup {path} (backup.keep: {lab.backup.keep})\n")
     return EXIT_OK
+
+
+def keep_in_cluster(lab: Lab, data: bytes) -> str:
+    """The backup as the Secret SEED_SECRET in Traefik's namespace (created or replaced; never one that
+    is not labup's). Returns "namespace/name"."""
+    from labup.adapters.kube import KubeAdapter
+
+    t = lab.traefik
+    kube = KubeAdapter.from_lab(lab)
+    existing = kube.get_secret(t.namespace, SEED_SECRET)
+    if existing is not None and ((existing.get("metadata") or {}).get("labels") or {}).get(
+            "app.kubernetes.io/managed-by") != "labup":
+        raise PermanentError(f"a Secret {t.namespace}/{SEED_SECRET} exists and is not labup's: left alone (the "
+                             "local backup was written)", hint="rename or remove that Secret, then back up again")
+    kube.put_secret(t.namespace, SEED_SECRET, {ACME_FILE: data}, {**MANAGED_BY, "labup.dev/lab": lab.identity},
+                    existing)
+    return f"{t.namespace}/{SEED_SECRET}"
 
 
 def _table(store: AcmeStore, title: str) -> None:

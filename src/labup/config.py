@@ -96,6 +96,9 @@ class Backup:
     """`labup backup`: the copies of Traefik's acme.json kept in .labup/backups/."""
 
     keep: int = 10  # the newest N backups are kept; older ones labup wrote are removed
+    # also keep the newest backup as the Secret SEED_SECRET in Traefik's namespace: a Traefik pod that
+    # starts with an empty acme.json (another node after the VIP moved) is seeded from it
+    in_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -420,7 +423,7 @@ def _verify(top: _Section) -> Verify:
 
 def _backup(top: _Section) -> Backup:
     s = top.section("backup")
-    b = Backup(keep=s.number("keep", 10, integer=True, high=1000))
+    b = Backup(keep=s.number("keep", 10, integer=True, high=1000), in_cluster=s.bool("in_cluster", False))
     s.done()
     return b
 

@@ -438,6 +438,30 @@ class KubeAdapter:
         return self._list(f"/api/v1/namespaces/{_q(namespace)}/secrets", Call("list", "secrets", namespace),
                           {"labelSelector": label_selector})
 
+    def get_secret(self, namespace: str, name: str) -> Obj | None:
+        """One Secret (data included: never print or journal it), or None when absent."""
+        try:
+            return self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                                Call("get", "secrets", namespace))
+        except KubeNotFound:
+            return None
+
+    def put_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
+                   existing: Obj | None) -> Obj:
+        """Create the Secret, or replace `existing` (its resourceVersion: a concurrent change is a
+        KubeConflict, never overwritten). Returns what the API stored."""
+        import base64
+
+        meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels)}
+        body: Obj = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta,
+                     "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+        if existing is None:
+            return self.request("POST", f"/api/v1/namespaces/{_q(namespace)}/secrets",
+                                Call("create", "secrets", namespace), body=body, content_type="application/json")
+        meta["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
+        return self.request("PUT", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                            Call("update", "secrets", namespace), body=body, content_type="application/json")
+
     def get_workload(self, kind: str, namespace: str, name: str) -> Obj | None:
         """A Deployment or DaemonSet (apps/v1), or None when absent."""
         plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
