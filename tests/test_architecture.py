@@ -25,7 +25,7 @@ PACKAGES = {"engine": "engine", "adapters": "adapters", "facts": "facts", "vip":
             "checks": "domain", "helmsetup": "domain", "namespace": "domain", "certbackup": "domain",
             "phases": "phases"}
 BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources", "warmup"}
-COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "backup_command",
+COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "backup_command", "restore_command",
             "__main__"}
 
 

@@ -184,7 +184,7 @@ def test_acme_backup_warns_until_a_backup_holds_the_served_certificate(tmp_path:
 def test_the_backup_secret_is_labups_own_and_replaced_never_stolen(tmp_path: Path) -> None:
     """backup.in_cluster: the Secret is created, then replaced (resourceVersion: a concurrent change is
     a conflict), labelled as labup's; a Secret of that name that is not labup's is left alone."""
-    from labup.backup_command import SEED_SECRET, keep_in_cluster
+    from labup.certbackup.node import SEED_SECRET, keep_in_cluster
     from labup.config import parse as parse_lab
     from labup.errors import PermanentError
 
@@ -208,3 +208,30 @@ def test_the_backup_secret_is_labups_own_and_replaced_never_stolen(tmp_path: Pat
             keep_in_cluster(lab, b'{"third": 3}')
         assert base64.b64decode(emu.get("v1", "Secret", SEED_SECRET, "traefik")["data"]["acme.json"]) == \
             b'{"second": 2}'
+
+
+@pytest.mark.parametrize("what, says", [
+    ("truncated", "not JSON"), ("not-json", "not JSON"), ("wrong-resolver", "not 'letsencrypt'"),
+    ("huge", "over 1048576 bytes"), ("other-domains", "none of traefik.domains"), ("empty", "holds no certificate"),
+    ("fifo", "not a regular file"),
+])
+def test_restore_refuses_what_is_not_this_labs_store_before_asking_anything(
+        tmp_path: Path, prod: tuple[bytes, bytes], what: str, says: str, no_outside_tools: None) -> None:
+    """Exit 2 naming the problem, before any node or API is asked (the example lab: nothing reachable)."""
+    from conftest import EXAMPLE, run_labup
+
+    path = tmp_path / "backup.json"
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "other-domains":
+        path.write_text(json.dumps(store(entry("other.example.org", *issue("other.example.org")))))
+    elif what == "empty":
+        path.write_text(json.dumps(store()))
+    else:
+        path.write_bytes(_broken(prod, what))
+    result = run_labup("-c", str(EXAMPLE), "restore", str(path), "--yes", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and "PRIVATE" not in result.stderr + result.stdout
+    if what == "other-domains":  # --force: judged again without the domain/resolver rule, then Traefik is sought
+        forced = run_labup("-c", str(EXAMPLE), "restore", str(path), "--dry-run", "--force", timeout=30)
+        assert forced.returncode != 2 and "none of traefik.domains" not in forced.stderr

@@ -404,7 +404,7 @@ def test_node_found_at_run_time_is_pinned(tmp_path: Path) -> None:
 def test_the_init_script_seeds_only_an_empty_store(tmp_path: Path, seed: bytes | None, before: bytes | None,
                                                     after: bytes) -> None:
     """The values' init container script, run by a real POSIX sh with its two folders moved under tmp."""
-    from labup.backup_command import SEED_SECRET
+    from labup.certbackup.node import SEED_SECRET
 
     values = build(load(REPO / "examples" / "lab.yaml")).values
     assert values["deployment"]["additionalVolumes"][1]["secret"]["secretName"] == SEED_SECRET

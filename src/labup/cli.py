@@ -166,6 +166,22 @@ def backup(
 
 
 @app.command()
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a backup (`labup backup` wrote it)", show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what it restores and replaces; change nothing")]
+    = False,
+    force: Annotated[bool, typer.Option("--force", help="restore a store for other domains or another resolver")]
+    = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do it without a terminal (scripts, CI)")] = False,
+) -> None:
+    """Put a backed-up acme.json back on the node that runs Traefik, and restart Traefik to load it."""
+    from labup import runs
+
+    _finish(runs.restore(ctx.obj, path, dry_run=dry_run, force=force, yes=yes))
+
+
+@app.command()
 def rollback(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(

@@ -264,6 +264,16 @@ def backup(opts: Options, out: Path | None) -> int:
     return guarded(opts, "backup", body)
 
 
+def restore(opts: Options, path: Path, *, dry_run: bool, force: bool, yes: bool) -> int:
+    def body() -> int:
+        lab = load_lab(opts)
+        from labup import restore_command
+
+        return restore_command.run_command(opts, lab, path, dry_run=dry_run, force=force, yes=yes)
+
+    return guarded(opts, "restore", body)
+
+
 def render(opts: Options, what: str) -> int:
     def body() -> int:
         if what not in ("vip", "traefik"):

@@ -462,6 +462,35 @@ class KubeAdapter:
         return self.request("PUT", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
                             Call("update", "secrets", namespace), body=body, content_type="application/json")
 
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        """False when it was already gone."""
+        try:
+            self.request("DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                         Call("delete", "secrets", namespace))
+        except KubeNotFound:
+            return False
+        return True
+
+    def create_pod(self, namespace: str, pod: Obj) -> Obj:
+        return self.request("POST", f"/api/v1/namespaces/{_q(namespace)}/pods", Call("create", "pods", namespace),
+                            body=pod, content_type="application/json")
+
+    def get_pod(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
+                                Call("get", "pods", namespace))
+        except KubeNotFound:
+            return None
+
+    def delete_pod(self, namespace: str, name: str) -> bool:
+        """Start deleting it (its controller, if any, makes a new one); False when already gone."""
+        try:
+            self.request("DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
+                         Call("delete", "pods", namespace))
+        except KubeNotFound:
+            return False
+        return True
+
     def get_workload(self, kind: str, namespace: str, name: str) -> Obj | None:
         """A Deployment or DaemonSet (apps/v1), or None when absent."""
         plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]

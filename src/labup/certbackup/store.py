@@ -69,6 +69,14 @@ class AcmeStore:
         return max(dates) if dates else None
 
 
+def describe(certs: tuple[CertInfo, ...] | list[CertInfo]) -> str:
+    """One line for people: each certificate's names, issuer, staging or production, days left (the
+    names come from a file: print it through ui.clean)."""
+    parts = [f"{', '.join(c.domains)} ({c.issuer}, {'staging' if c.staging else 'production'}, "
+             f"{c.days_left()} days left)" for c in certs]
+    return "; ".join(parts) if parts else "no certificate"
+
+
 def parse(data: bytes, *, resolver: str | None = None) -> AcmeStore:
     """Judge `data` as an acme.json. resolver: the one lab.yaml configures; it must be in the store
     (an empty store has none yet and passes)."""
