@@ -16,6 +16,8 @@ What is real and what is simulated:
 - helm: the real binary (4.1.4 by default), behind a wrapper that logs each call.
 - Traefik: the stand-in chart installs a Deployment; when its pod runs on the host network of node X,
   the pod mirror starts the stand-in HTTPS server in X's namespace.
+- the nodes' disks: root/node-disks/<address>/... (lab.node_file). Traefik's acme.json is a real file
+  there, in Traefik's format (e2e/acme.py), and `talosctl read` returns it as Talos would.
 
 Everything is torn down by close() (also on a failed start): the mirrors, the stand-ins, the
 emulator and its socket, the namespaces. Errors the background parts met are raised there.
@@ -112,6 +114,8 @@ class SimLab:
         self.lab_file = root / "lab" / "lab.yaml"
         self.helm_bin = root / "helm-bin"
         self.helm_log = root / "helm-calls.jsonl"
+        # the nodes' disks (talos_sim.nodefs): what `talosctl read` returns, where Traefik keeps acme.json
+        self.files_dir = root / "node-disks"
         self._stack = ExitStack()
         # set by start()
         self.net: NetLab
@@ -150,7 +154,8 @@ class SimLab:
         self.emu = self._start_emulator()
         self.kubeconfig = self.emu.write_kubeconfig(self.root / "kube" / "config")
         self.cluster = install_cluster(self.emu, [NodeSpec(n.name, n.address, n.role) for n in self.nodes])
-        self.acme = AcmeSim(self.emu, self.certs, self.domain, self.root / "acme").start()
+        self.acme = AcmeSim(self.emu, self.certs, self.domain, self.root / "acme", files_dir=self.files_dir,
+                            addresses={n.name: n.address for n in self.nodes}).start()
         self._stack.callback(self.acme.stop)
         self.pod_mirror = PodMirror(self.net, {n.name: n.netns for n in self.nodes}, self.certs.good,
                                     follow=lambda pod: pod.namespace == self.traefik_namespace,
@@ -170,7 +175,7 @@ class SimLab:
         self.env = self._env()
 
     def _talos_lab(self) -> TalosLab:
-        lab = TalosLab()
+        lab = TalosLab(files_dir=str(self.files_dir))
         for n in self.nodes:
             node = lab.add_node(n.address, n.name, n.role, self.talos_version, link=LINK)
             node.links[0].mac = n.mac  # `talosctl get links` shows the namespace's real MAC
@@ -214,6 +219,8 @@ class SimLab:
             errors += [f"pod hook: {e}" for e in self.cluster.hook_errors]
         if hasattr(self, "emu"):
             errors += [f"kubeemu: {e}" for e in self.emu.internal_errors]
+        if hasattr(self, "acme"):
+            errors += [f"acme: {e}" for e in self.acme.errors]
         if self._api is not None:
             self._api.close()
             self._api = None
@@ -301,6 +308,15 @@ class SimLab:
 
     def node(self, name: str) -> LabNode:
         return next(n for n in self.nodes if name in (n.name, n.netns, n.address))
+
+    def node_file(self, node: str, path: str) -> Path:
+        """The host file that is `path` on a node's disk (by name, netns or address); may not exist."""
+        return self.sim.node_file(self.node(node).address, path)
+
+    def acme_json(self, node: str, storage_dir: str = "/var/mnt/traefik") -> dict[str, Any]:
+        """Traefik's acme.json on a node's disk, parsed ({} for an empty file: Traefik's "no data")."""
+        raw = self.node_file(node, f"{storage_dir.rstrip('/')}/acme.json").read_bytes()
+        return json.loads(raw) if raw.strip() else {}
 
     def arp_vip(self, timeout: float = 3.5) -> str | None:
         """The MAC the VIP resolves to from the client (None: nobody answers ARP for it)."""

@@ -35,11 +35,15 @@ COMMAND_FLAGS: dict[str, FlagSpec] = {
         "timeout": ("", "str"),
         "namespace": ("", "str"),
     },
+    "read": {},
 }
+# cobra aliases: the command is logged (and parsed) under its own name
+ALIASES = {"cat": "read"}
 USES = {
     "version": "talosctl version [flags]",
     "get": "talosctl get <type> [<id>] [flags]",
     "patch": "talosctl patch machineconfig [flags]",
+    "read": "talosctl read <path> [flags]",
 }
 
 
@@ -111,11 +115,12 @@ def _lookup(spec: FlagSpec, name: str, *, short: bool) -> tuple[str, str] | None
 
 
 def parse(argv: list[str]) -> Invocation:
-    command = _find_command(argv)
-    if command is None:
+    typed = _find_command(argv)
+    if typed is None:
         return Invocation(command="help")
+    command = ALIASES.get(typed, typed)
     if command not in COMMAND_FLAGS:
-        raise UsageError(f'unknown command "{command}" for "talosctl"', None)
+        raise UsageError(f'unknown command "{typed}" for "talosctl"', None)
     spec = {**GLOBAL_FLAGS, **COMMAND_FLAGS[command]}
     inv = Invocation(command=command)
     seen_command = False
@@ -127,7 +132,7 @@ def parse(argv: list[str]) -> Invocation:
             inv.args.extend(argv[i:])
             break
         if not tok.startswith("-") or tok == "-":
-            if not seen_command and tok == command:
+            if not seen_command and tok == typed:
                 seen_command = True
             else:
                 inv.args.append(tok)

@@ -21,6 +21,9 @@ def main(args: list[str] | None = None) -> int:
         call["rc"] = rc
     # Written after the state is saved and the lock released.
     sys.stdout.write("".join(ctx.out))
+    if ctx.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(ctx.raw)  # bytes as they are: no decoding, no newline added
     sys.stderr.write("".join(ctx.err))
     return rc
 

@@ -1,14 +1,16 @@
-"""The talosctl commands: version, get, patch. Each writes to ctx.out/ctx.err or raises TalosError."""
+"""The talosctl commands: version, get, patch, read. Each writes to ctx.out/ctx.err or raises TalosError."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from talos_sim import output, resources, runtime
+from talos_sim import nodefs, output, resources, runtime
 from talos_sim.argv import Invocation, UsageError
 from talos_sim.errors import TalosError, multierror, node_errors, rpc, tls_failure, unavailable
 from talos_sim.model import Lab
@@ -35,6 +37,7 @@ class Context:
     call: dict[str, Any]
     out: list[str] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
+    raw: bytes = b""  # written to stdout as is, after `out` (read streams a file's bytes)
 
     def targets(self) -> list[str]:
         nodes = self.inv.nodes or list(self.lab.default_nodes)
@@ -271,4 +274,55 @@ def _patch_node(ctx: Context, addr: str, patches: list[Any], mode: str) -> None:
     ctx.err.append(details + "\n")
 
 
-COMMANDS: dict[str, Callable[[Context], int]] = {"version": cmd_version, "get": cmd_get, "patch": cmd_patch}
+# -- read -------------------------------------------------------------------------------------
+
+
+def cmd_read(ctx: Context) -> int:
+    """`talosctl read <path>` (cmd/talosctl/cmd/talos/read.go): one node, the file's bytes on stdout.
+    Errors the node sends come through the stream (ReadStream): `error reading: <status>`; a client
+    that cannot reach its endpoint fails opening the stream: `error reading file: <status>`."""
+    if len(ctx.inv.args) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(ctx.inv.args)}", "read")
+    path = ctx.inv.args[0]
+    nodes = ctx.targets()
+    if parse_version(ctx.lab.client_version) >= (1, 14, 0):
+        if len(nodes) != 1:  # global.ClientFactory.BuildClientEnforceSingleNode
+            raise TalosError(f'command "read" requires exactly one node (got {len(nodes)})')
+    elif len(nodes) > 1:  # helpers.FailIfMultiNodes (talosctl <= 1.13)
+        raise TalosError('command "read" is not supported with multiple nodes')
+    if (ep_err := ctx.endpoint_error()) is not None:
+        raise TalosError(f"error reading file: {ep_err}")
+    addr = nodes[0]
+    failure = ctx.contact(nodes)[addr]
+    if failure is not None:
+        if "code = DeadlineExceeded" in failure or "code = Canceled" in failure:
+            return 0  # ReadStream ends quietly on these codes: an empty "file", exit 0
+        raise TalosError(f"error reading: {failure}")
+    if ctx.lab.role != "os:admin":  # "/machine.MachineService/Read": role.MakeSet(role.Admin)
+        raise TalosError("error reading: " + rpc("PermissionDenied", "not authorized"))
+    ctx.raw = _read_node_file(ctx.lab, addr, path)
+    return 0
+
+
+def _read_node_file(lab: Lab, address: str, path: str) -> bytes:
+    """machined's Read (internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go): os.Stat,
+    NotFound for a missing file; anything but a regular file is a plain error (gRPC code Unknown)."""
+    missing = TalosError("error reading: " + rpc("NotFound", f"stat {path}: no such file or directory"))
+    host = nodefs.host_path(lab.files_dir, address, path) if lab.files_dir else None
+    if host is None:
+        raise missing
+    try:
+        mode = os.stat(host).st_mode
+    except FileNotFoundError:
+        raise missing from None
+    except NotADirectoryError:  # Go: not ErrNotExist, so returned as is
+        raise TalosError("error reading: " + rpc("Unknown", f"stat {path}: not a directory")) from None
+    if not stat.S_ISREG(mode):
+        raise TalosError("error reading: " + rpc("Unknown", "path must be a regular file"))
+    with open(host, "rb") as handle:
+        return handle.read()
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "version": cmd_version, "get": cmd_get, "patch": cmd_patch, "read": cmd_read,
+}

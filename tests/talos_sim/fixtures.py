@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from talos_sim import runtime, yamlio
+from talos_sim import nodefs, runtime, yamlio
 from talos_sim.configgen import SECRET_MARKER
 from talos_sim.errors import unavailable
 from talos_sim.model import Lab
@@ -57,6 +57,10 @@ class TalosSim:
         self.talosctl.write_text(_WRAPPER.format(python=sys.executable, tests=str(TESTS_DIR), pycache=pycache))
         self.talosctl.chmod(0o755)
         self.state = StateFile(base_dir / "talos-sim-state.json")
+        if lab.files_dir is None:  # every simulated lab has disks: `talosctl read` finds files there
+            lab.files_dir = str(base_dir / "node-disks")
+        Path(lab.files_dir).mkdir(parents=True, exist_ok=True)
+        self.files_dir = Path(lab.files_dir)
         self.state.write(lab)
         self.talosconfig = base_dir / "talosconfig"
         self.talosconfig.write_text(_talosconfig(lab))
@@ -74,6 +78,11 @@ class TalosSim:
         return subprocess.run(
             [str(self.talosctl), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
         )
+
+    def run_bytes(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+        """Like run(), stdout and stderr as bytes (`talosctl read` streams a file as it is)."""
+        env = {**os.environ, **self.env}
+        return subprocess.run([str(self.talosctl), *args], capture_output=True, env=env, timeout=timeout, check=False)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -103,6 +112,29 @@ class TalosSim:
 
     def holder(self, vip: str = EXAMPLE_VIP) -> str | None:
         return self.read_state().holders.get(vip)
+
+    # -- the nodes' disks ---------------------------------------------------------------------
+
+    def node_file(self, address: str, path: str) -> Path:
+        """The host file that is `path` on the node at `address` (it may not exist). A path leaving
+        the node's root is refused (ValueError), as `talosctl read` refuses it."""
+        lab = self.read_state()
+        lab.node(address)  # KeyError for a node the lab does not have
+        host = nodefs.host_path(lab.files_dir or str(self.files_dir), address, path)
+        if host is None:
+            raise ValueError(f"{path!r} is outside node {address}'s root")
+        return Path(host)
+
+    def read_node_file(self, address: str, path: str) -> bytes:
+        return self.node_file(address, path).read_bytes()
+
+    def write_node_file(self, address: str, path: str, data: bytes | str, mode: int = 0o600) -> Path:
+        """Put a file on the node's disk (parents created 0755), with exactly `mode`."""
+        target = self.node_file(address, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data.encode() if isinstance(data, str) else data)
+        target.chmod(mode)  # not left to the umask: Traefik judges the mode
+        return target
 
     # -- changing ---------------------------------------------------------------------------
 

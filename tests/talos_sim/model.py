@@ -63,6 +63,9 @@ class Lab:
     role: str = "os:admin"
     # Nodes used when a call has no -n (as if the talosconfig context listed them).
     default_nodes: list[str] = field(default_factory=list)
+    # The nodes' disks on the host (talos_sim.nodefs): node A's /x/y is <files_dir>/A/x/y. None: no
+    # node has any file (`talosctl read` answers NotFound).
+    files_dir: str | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     # -- builders ---------------------------------------------------------------------------
