@@ -25,8 +25,8 @@ PACKAGES = {"engine": "engine", "adapters": "adapters", "facts": "facts", "vip":
             "checks": "domain", "helmsetup": "domain", "namespace": "domain", "certbackup": "domain",
             "phases": "phases"}
 BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources", "warmup"}
-COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "backup_command", "restore_command",
-            "__main__"}
+COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "backup_command",
+            "restore_command", "__main__"}
 
 
 def layer_of(module: str) -> str:
