@@ -82,13 +82,20 @@ def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
     argv = (str(binary), *args)
     full_env = dict(os.environ) | dict(env or {})
     command = sh.Command(str(binary))
+    # Ctrl-C held off while the child is made: between fork and exec the child runs Python (labup's
+    # handlers), and a signal there printed its traceback on labup's stderr. The parent gets the
+    # signal as soon as the spawn returns; the child gets default handlers, then the signals.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     try:
         # no `_timeout`: sh's is a non-daemon Timer thread, and one left behind (a Ctrl-C during the
         # spawn, before labup holds the command) kept labup alive for the whole timeout after it ended
         running = command(*args, _bg=True, _env=full_env, _in=stdin, _tty_out=False, _return_cmd=True,
-                          _ok_code=list(range(256)), _bg_exc=False, _encoding="utf-8", _decode_errors="replace")
+                          _ok_code=list(range(256)), _bg_exc=False, _encoding="utf-8", _decode_errors="replace",
+                          _preexec_fn=_child_signals)
     except sh.CommandNotFound:
         raise LabupError(f"{name}: not found at {binary}") from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     expired = threading.Event()
 
     def expire() -> None:
@@ -113,6 +120,17 @@ def run_tool(binary: Path | str, args: Sequence[str], *, timeout: float,
     if check and result.exit_code != 0:
         raise ToolFailed(name, result.exit_code, result.stderr)
     return result
+
+
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _child_signals() -> None:
+    """In the child, before exec: the default action for Ctrl-C and SIGTERM (SIGHUP stays as sh set
+    it: ignored, a tool outlives a closed terminal), then let the held signals in."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
 
 
 def _signal(running: Any, signum: int) -> None:
