@@ -119,7 +119,7 @@ def _restore(lab: Lab, node: Any, data: bytes, current: bytes | None, say: Any) 
     folder = backups.ensure_backup_dir(lab.state_dir)
     with LabLock(lab.state_dir, Journal(lab.state_dir, lab_id=lab.identity).run_id) as lock:
         lock.set_command("restore")
-        kept = str(backups.write_new(folder, current)) if current else None
+        kept = str(backups.write_new(folder, current)) if current and current.strip() else None
         if kept:
             say(f"  backed up the replaced file to {kept}\n")
         try:
@@ -129,11 +129,11 @@ def _restore(lab: Lab, node: Any, data: bytes, current: bytes | None, say: Any) 
                 raise PermanentError(f"after the restore, {node.name}'s acme.json is not the restored file "
                                      "(did Traefik rewrite it?)")
         except (LabupError, KeyboardInterrupt) as exc:
-            if current is None:
+            if kept is None:  # the node had no certificate to put back
                 raise
             say("  the restore failed: putting the replaced file back\n")
             try:
-                restore.place(lab, kube, node, current, timeout)
+                restore.place(lab, kube, node, current or b"", timeout)
                 restore.restart_traefik(lab, kube, timeout)
             except LabupError as again:
                 raise PermanentError(f"the restore failed ({_message(exc)}) and so did putting the old file back "

@@ -124,21 +124,28 @@ class PodDisk:
     def run_init_containers(self) -> list[str]:
         """Run each init container's `sh -c` script in order; what went wrong, one line each (the pod
         would not start: Init:Error)."""
+        return self.run_scripts(self.spec.get("initContainers") or [], "init container")
+
+    def run_containers(self) -> list[str]:
+        """A one-shot pod (restartPolicy Never): its containers' scripts, in order."""
+        return self.run_scripts(self.spec.get("containers") or [], "container")
+
+    def run_scripts(self, containers: list[Obj], what: str) -> list[str]:
         problems = []
-        for container in self.spec.get("initContainers") or []:
+        for container in containers:
             argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
             if len(argv) < 3 or os.path.basename(argv[0]) not in ("sh", "ash", "bash") or argv[1] != "-c":
                 continue  # not a shell script: nothing this lab can play
             script, unmapped = self.rewrite(container, argv[2])
             name = container.get("name")
             if unmapped:
-                problems.append(f"init container {name}: not run, paths under no volume mount: {unmapped}")
+                problems.append(f"{what} {name}: not run, paths under no volume mount: {unmapped}")
                 break
             proc = subprocess.run(["sh", "-c", "umask 022\n" + script], cwd=self.scratch, capture_output=True,
                                   text=True, timeout=10, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                                   check=False)
             if proc.returncode != 0:
-                problems.append(f"init container {name} exited {proc.returncode}: {proc.stderr.strip()}")
+                problems.append(f"{what} {name} exited {proc.returncode}: {proc.stderr.strip()}")
                 break
         return problems
 

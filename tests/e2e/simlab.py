@@ -44,6 +44,7 @@ from kubernetes import client, config
 from .acme import AcmeSim
 from .counters import Counts, count, helm_calls, write_helm_wrapper
 from .mirrors import PodMirror, VipMirror
+from .oneshot import OneShotRunner, one_shot
 from .topology import CLIENT, DEFAULT_NODES, DOMAIN, LINK, VIP, LabNode, net_nodes
 from kubeemu import KubeEmulator
 from kubeemu.cluster import Cluster, NodeSpec, PodOnNode, install_cluster
@@ -158,9 +159,12 @@ class SimLab:
                             addresses={n.name: n.address for n in self.nodes}).start()
         self._stack.callback(self.acme.stop)
         self.pod_mirror = PodMirror(self.net, {n.name: n.netns for n in self.nodes}, self.certs.good,
-                                    follow=lambda pod: pod.namespace == self.traefik_namespace,
+                                    follow=lambda pod: pod.namespace == self.traefik_namespace and not one_shot(pod),
                                     decide=self.acme.decide, forget=self.acme.forget)
         self.cluster.on_pod_running(self.pod_mirror.on_running)
+        self.one_shots = OneShotRunner(self.emu, self.files_dir, {n.name: n.address for n in self.nodes},
+                                       self.root / "one-shot")
+        self.cluster.on_pod_running(self.one_shots.on_running)
         self.cluster.on_pod_gone(self.pod_mirror.on_gone)
         # closed last-in first-out: the requeue thread stops, then the stand-ins, then the emulator
         self._stack.callback(self.pod_mirror.stop_all)
@@ -221,6 +225,8 @@ class SimLab:
             errors += [f"kubeemu: {e}" for e in self.emu.internal_errors]
         if hasattr(self, "acme"):
             errors += [f"acme: {e}" for e in self.acme.errors]
+        if hasattr(self, "one_shots"):
+            errors += [f"one-shot pod: {e}" for e in self.one_shots.errors]
         if self._api is not None:
             self._api.close()
             self._api = None

@@ -223,9 +223,18 @@ class Cluster:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         with ctl._lock:  # one placement at a time, as with the controllers' own
             fresh = self.emu.store.find(pod_type, ns, name)
-            if fresh is None or (fresh.get("spec") or {}).get("nodeName"):
-                return  # gone, or bound meanwhile
+            if fresh is None or (fresh.get("status") or {}).get("phase") not in (None, "Pending"):
+                return  # gone, or started meanwhile
             nodes = ctl._ready_nodes()
+            named = (fresh.get("spec") or {}).get("nodeName")
+            if named:
+                # spec.nodeName at creation: no scheduler; that node's kubelet runs it (a node that does
+                # not exist, or is not Ready, never does: the pod stays Pending)
+                node = next((n for n in nodes if n["metadata"]["name"] == named), None)
+                if node is not None:
+                    fresh["status"] = ctl._pod_status(fresh, node, ready=True)
+                    self.emu.store.update(pod_type, ns, name, fresh, subresource="status")
+                return
             node_name = self.scheduler(fresh, nodes)
             node = next((n for n in nodes if n["metadata"]["name"] == node_name), None)
             if node is None:
