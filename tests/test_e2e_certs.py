@@ -111,3 +111,20 @@ def test_the_vip_moves_and_the_certificates_follow_traefik(simlab: Callable[...,
     no_key_in(again.stdout, again.stderr)
     assert os.stat(lab.node_file("cp-2", ACME)).st_mode & 0o077 == 0
     assert json.loads(saved.read_text())  # the backup itself is still a valid store
+
+
+def test_a_restore_that_fails_puts_the_replaced_file_back(simlab: Callable[..., SimLab], tmp_path: Path) -> None:
+    lab = simlab()
+    ok(lab.labup("apply"))
+    node = traefik_node(lab)
+    live = lab.node_file(node, ACME).read_bytes()
+    other = tmp_path / "same-store-other-bytes.json"
+    other.write_text(json.dumps(json.loads(live)))  # a valid store, not byte-identical to the node's
+    lab.emu.inject_fault("POST", r"^/api/v1/namespaces/traefik/pods$", 403, count=1, message="denied")
+    failed = lab.labup("restore", str(other), "--yes")
+    assert failed.returncode == 1, failed.stderr
+    assert "the replaced file is back in place" in failed.stderr
+    assert lab.node_file(node, ACME).read_bytes() == live
+    kept = sorted((lab.lab_file.parent / ".labup" / "backups").iterdir())
+    assert kept and kept[-1].read_bytes() == live  # the replaced file was backed up first
+    assert not lab.emu.find("v1", "Secret", "labup-acme-restore", "traefik")
