@@ -20,11 +20,21 @@ TEMPLATE_FILE = "values.yaml.tmpl"
 _WHOLE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 
 
+_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}  # (path, size, mtime) -> the parsed template
+
+
 def load_template() -> dict[str, Any]:
-    data = yamlsafe.load_file(folder() / TEMPLATE_FILE)
-    if not isinstance(data, dict):
-        raise ConfigError(TEMPLATE_SOURCE, "expected a mapping of Helm values")
-    return data
+    """The template, parsed once per process (pre-flight and observe both build values); a changed
+    file is a new (size, mtime) and parsed again. Callers get their own copy: fill() never mutates."""
+    path = folder() / TEMPLATE_FILE
+    info = path.stat()
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    if key not in _PARSED:
+        data = yamlsafe.load_file(path)
+        if not isinstance(data, dict):
+            raise ConfigError(TEMPLATE_SOURCE, "expected a mapping of Helm values")
+        _PARSED[key] = data
+    return copy.deepcopy(_PARSED[key])
 
 
 def fill(tree: Any, params: Mapping[str, Any], key: Key = ()) -> Any:
