@@ -86,6 +86,12 @@ def test_a_bad_restore_changes_nothing_anywhere(simlab: Callable[..., SimLab], t
     spent = lab.counts() - counts
     assert spent.writes == 0 and spent.talos_calls == 0 and spent.api_requests == 0  # judged before asking
 
+    lab.node_file(node, ACME).write_bytes(b"{}")  # a store without a certificate (yet): nothing to keep
+    empty = lab.labup("backup")
+    assert empty.returncode == 1 and "holds no certificate yet" in empty.stderr and empty.doc["file"] is None
+    assert not (lab.lab_file.parent / ".labup" / "backups").exists() or \
+        not list((lab.lab_file.parent / ".labup" / "backups").iterdir())
+
 
 def test_the_vip_moves_and_the_certificates_follow_traefik(simlab: Callable[..., SimLab]) -> None:
     """backup.in_cluster: the backup is also the Secret that seeds an empty acme.json, so when the VIP
