@@ -241,7 +241,12 @@ def test_demo_runs_labups_main_job_and_stays_home(world: tuple[UserWorld, Listen
     netns_before, pids_before = namespaces(), pids()
     tmp_before = {p.name for p in Path("/tmp").glob("labup-demo-*")}
 
-    run = run_demo(prefix, user.env)
+    # `make demo` installs no test tools: a pytest that cannot be imported proves the demo needs none
+    no_pytest = user.home.parent / "no-pytest"
+    no_pytest.mkdir(exist_ok=True)
+    (no_pytest / "pytest.py").write_text('raise ImportError("the demo must not need pytest")\n')
+    no_pytest.chmod(0o755)
+    run = run_demo(prefix, {**user.env, "PYTHONPATH": str(no_pytest)})
     out = run.stdout
     if "The live demo cannot run here" in out and run.returncode == 0:
         pytest.skip(out.split("The live demo cannot run here: ", 1)[1].split("\n", 1)[0])

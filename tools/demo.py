@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -205,23 +204,6 @@ def probe() -> int:
     return 0
 
 
-def pytest_stand_in() -> types.ModuleType:
-    """talos_sim.fixtures and kubeemu.helmrun (where SimLab's TalosSim and HELM_DIR live) decorate their
-    pytest fixtures at import: the demo uses their classes, never the fixtures, so without pytest (the
-    demo's venv has no test tools) a module with those names is enough."""
-    module = types.ModuleType("pytest")
-
-    def fixture(fn: object = None, **_: object) -> object:
-        return fn if callable(fn) else (lambda f: f)
-
-    def unavailable(reason: str = "", **_: object) -> None:
-        raise RuntimeError(reason)
-
-    module.fixture = fixture
-    module.skip = module.fail = unavailable
-    return module
-
-
 class Demo:
     def __init__(self, lab: SimLab) -> None:
         from e2e.topology import CLIENT
@@ -326,11 +308,7 @@ def teardown(lab: SimLab) -> str | None:
 
 def demo(tmp: Path) -> int:
     sys.path.insert(0, str(TESTS))
-    try:
-        import pytest  # noqa: F401  (present when the test tools are installed)
-    except ImportError:
-        sys.modules["pytest"] = pytest_stand_in()
-    from e2e.simlab import SimLab
+    from e2e.simlab import SimLab  # the simulated lab needs no pytest (talos_sim.sim, not its fixtures)
 
     say("[1/5] Starting the simulated lab (namespaces, talosctl simulator, API emulator, ACME stand-in)")
     started = time.monotonic()

@@ -51,7 +51,7 @@ from kubeemu.cluster import Cluster, NodeSpec, PodOnNode, install_cluster
 from kubeemu.helmrun import HELM_DIR
 from netlab import CertSet, NetLab, make_cert_set
 from talos_sim import Lab as TalosLab
-from talos_sim.fixtures import TalosSim
+from talos_sim.sim import TalosSim
 
 T = TypeVar("T")
 TESTS = Path(__file__).resolve().parents[1]

@@ -6,8 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / ".tools" / "helm"
 HELM_VERSIONS = ("4.1.4", "3.17.3")
@@ -17,6 +15,8 @@ def helm_binary(version: str) -> Path:
     """`.tools/helm/<version>/helm`, or skip the test saying how to get it."""
     path = HELM_DIR / version / "helm"
     if not os.access(path, os.X_OK):
+        import pytest  # only a test skips; the demo and the bench check before they get here
+
         pytest.skip(f"helm {version} not installed at {path}: run `python tools/fetch_helm.py .tools/helm`")
     return path
 
