@@ -263,6 +263,9 @@ def test_acme_json_is_a_real_file_on_traefiks_node(simlab: Callable[..., SimLab]
     lab.sim.write_node_file(cp.address, ACME, b"{}", 0o600)
     restart_traefik(lab)
     assert lab.wait_until(lambda: len(lab.acme.orders) == 3, 5)
+    # the order is counted when it starts: wait until its certificate is on the disk (and served)
+    assert lab.wait_until(lambda: ((lab.acme_json("cp-1") or {}).get("letsencrypt") or {}).get("Certificates"), 5)
+    assert lab.wait_until(lambda: served_subject(lab, "cp-1") == f"CN={lab.domain}", 5)
 
     # labup's init container seeds an empty file from the backup Secret (its real script, run by sh):
     # Traefik starts with the restored certificate and orders nothing
