@@ -89,7 +89,9 @@ def test_init_writes_the_users_lab_and_refuses_to_overwrite(tmp_path: Path) -> N
     written = tmp_path / "lab.yaml"
     assert "# " in written.read_text() and "CHANGE-ME" in written.read_text()  # commented, and not usable yet
     refused = run_labup("-c", str(written), "render", "vip")
-    assert refused.returncode == 2 and "'CHANGE-ME' is not an IPv4 or IPv6 address" in refused.stderr
+    assert refused.returncode == 2  # every placeholder named in one error, the first one as the field
+    assert ("nodes[0].name: is still the CHANGE-ME placeholder (and nodes[0].address, vip.address, "
+            "traefik.domains[0], traefik.acme.email)") in refused.stderr
     written.write_text(written.read_text() + "# mine\n")
     second = run_labup("init", str(tmp_path))
     assert second.returncode == 2

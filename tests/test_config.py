@@ -93,3 +93,12 @@ def test_missing_config_names_the_file(tmp_path: Path) -> None:
     result = run_labup("-c", str(tmp_path / "nope.yaml"), "apply", "--dry-run")
     assert result.returncode == 2
     assert "nope.yaml: no such file" in result.stderr and "labup init" in result.stderr
+
+
+
+def test_a_placeholder_is_a_whole_value_in_any_case() -> None:
+    from labup.config import placeholders
+
+    data = {"nodes": [{"name": "change-me", "address": "CHANGE-ME"}], "traefik": {
+        "domains": ["exchange-media.example.net", " Change-Me "], "acme": {"email": "ops@change-me.example.net"}}}
+    assert placeholders(data) == ["nodes[0].name", "nodes[0].address", "traefik.domains[1]"]

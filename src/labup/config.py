@@ -487,6 +487,12 @@ def parse(data: Any, source: Path) -> Lab:
             others = f" (and {', '.join(more)})" if more else ""
             hints = [f"'{short(p)}': did you mean '{g[0]}'?" for p, g in unknown[:6] if g]
             raise ConfigError(first, f"unknown key{others}", hint="; ".join(hints) or None)
+        left = placeholders(data)
+        if left:  # all at once: `labup init` wrote them, the user fills them in one go
+            more = f" (and {', '.join(left[1:])})" if len(left) > 1 else ""
+            raise ConfigError(left[0], f"is still the {PLACEHOLDER} placeholder{more}",
+                              hint="labup init wrote a placeholder where it had no fact: put your lab's value "
+                                   "in each")
     top = _Section(data, "", source.parent)
     name = top.str("name", "lab", rule=check.dns_label)
     nodes = _nodes(top)
@@ -496,6 +502,19 @@ def parse(data: Any, source: Path) -> Lab:
               verify=_verify(top), retry=_retry(top), source=source, backup=_backup(top))
     top.done()
     return lab
+
+
+PLACEHOLDER = "CHANGE-ME"  # what `labup init` writes where it had no fact; never valid
+
+
+def placeholders(data: Any, where: str = "") -> list[str]:
+    """The paths of every value that is still PLACEHOLDER (any case: init names a node `change-me`), in
+    file order. Whole values only: `exchange-media.example.net` is no placeholder."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in placeholders(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in placeholders(v, f"{where}[{i}]")]
+    return [where] if isinstance(data, str) and data.strip().lower() == PLACEHOLDER.lower() else []
 
 
 def default_path() -> Path:

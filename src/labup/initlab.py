@@ -12,9 +12,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from labup.config import PLACEHOLDER
 from labup.errors import UsageError
-
-PLACEHOLDER = "CHANGE-ME"
 
 
 @dataclass
