@@ -8,7 +8,6 @@ a store without certificate, or a file that is not a valid store); 2 for bad inp
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from labup.certbackup.node import acme_path, keep_in_cluster, read_store, traefik_node
 from labup.errors import EXIT_FAILED, EXIT_OK, PermanentError
+from labup.options import emit_json
 
 if TYPE_CHECKING:
     from labup.certbackup.store import AcmeStore
@@ -39,7 +39,7 @@ def run_command(opts: Options, lab: Lab, out: Path | None) -> int:
                            "certificates": [c.as_dict() for c in store.certificates]}
     if store.empty:
         sys.stderr.write(f"labup: {acme_path(lab)} on {node.name} holds no certificate yet: nothing to back up\n")
-        _emit(opts, doc | {"ok": False, "exit_code": EXIT_FAILED, "file": None})
+        emit_json(opts, doc | {"ok": False, "exit_code": EXIT_FAILED, "file": None})
         return EXIT_FAILED
     if out is not None:
         written, removed = backups.write_to(out, data), []
@@ -50,7 +50,7 @@ def run_command(opts: Options, lab: Lab, out: Path | None) -> int:
     doc |= {"ok": True, "exit_code": EXIT_OK, "file": str(written), "removed": [str(p) for p in removed],
             "secret": keep_in_cluster(lab, data) if lab.backup.in_cluster else None}
     if opts.json:
-        _emit(opts, doc)
+        emit_json(opts, doc)
     else:
         _table(store, f"backed up {acme_path(lab)} from {node.name} to {written} (0600)")
         if doc["secret"]:
@@ -72,9 +72,3 @@ def _table(store: AcmeStore, title: str) -> None:
     lines = [clean(title), *("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
                       for r in [head, *rows])]
     sys.stdout.write("\n".join(lines) + "\n")
-
-
-def _emit(opts: Options, doc: dict[str, Any]) -> None:
-    if opts.json:
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-        sys.stdout.flush()

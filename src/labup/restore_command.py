@@ -12,7 +12,6 @@ Exit 0 done (or planned); 1 failed (the message says whether the old file is bac
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labup.errors import EXIT_OK, ConfigError, LabupError, PermanentError
+from labup.options import emit_json
 
 if TYPE_CHECKING:
     from labup.certbackup.store import AcmeStore
@@ -88,11 +88,11 @@ def run_command(opts: Options, lab: Lab, path: Path, *, dry_run: bool, force: bo
         f"  it holds: {describe(store.certificates)}\n  it replaces: {replaced_text}\n")
     if current == data:
         say("  the node already has exactly this file: nothing to do\n")
-        _emit(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": False})
+        emit_json(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": False})
         return EXIT_OK
     if dry_run:
         say("dry run: nothing was changed\n")
-        _emit(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": False})
+        emit_json(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": False})
         return EXIT_OK
     if not yes and not sys.stdin.isatty():
         raise ConfigError("--yes", "a restore replaces the node's certificates: without a terminal to confirm "
@@ -101,7 +101,7 @@ def run_command(opts: Options, lab: Lab, path: Path, *, dry_run: bool, force: bo
         say("nothing was changed\n")
         return EXIT_OK
     kept = _restore(lab, node, data, current, say)
-    _emit(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": True, "replaced_backup": kept})
+    emit_json(opts, doc | {"ok": True, "exit_code": EXIT_OK, "changed": True, "replaced_backup": kept})
     return EXIT_OK
 
 
@@ -148,9 +148,3 @@ def _restore(lab: Lab, node: Any, data: bytes, current: bytes | None, say: Any) 
 
 def _message(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
-
-
-def _emit(opts: Options, doc: dict[str, Any]) -> None:
-    if opts.json:
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-        sys.stdout.flush()

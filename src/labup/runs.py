@@ -20,7 +20,7 @@ from labup.errors import (
     NotBuilt,
     UsageError,
 )
-from labup.options import Options
+from labup.options import Options, emit_json
 from labup.phases import PHASE_NAMES
 
 
@@ -30,12 +30,6 @@ def _reporter(opts: Options) -> Any:
     # the result on stdout (a plan can be saved: `> plan.txt`), unless stdout carries the JSON document
     return Reporter(color=opts.color, quiet=opts.quiet, verbose=opts.verbose, diff=opts.diff,
                     out=sys.stderr if opts.json else sys.stdout)
-
-
-def _emit_json(opts: Options, doc: dict[str, Any]) -> None:
-    if opts.json:
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
-        sys.stdout.flush()
 
 
 def guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
@@ -85,7 +79,7 @@ def _guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
         _reporter(opts).error(exc.message, exc.hint)
         if exc.exit_code == EXIT_INVALID:
             _reporter(opts).error("nothing was touched")
-        _emit_json(opts, {"command": command, "ok": False, "exit_code": exc.exit_code,
+        emit_json(opts, {"command": command, "ok": False, "exit_code": exc.exit_code,
                           "error": exc.message, "hint": exc.hint})
         return exc.exit_code
     except Exception as exc:
@@ -93,7 +87,7 @@ def _guarded(opts: Options, command: str, body: Callable[[], int]) -> int:
             traceback.print_exc()
         _reporter(opts).error(f"internal error: {type(exc).__name__}: {exc}",
                               "this is a labup bug; run again with -v for the traceback")
-        _emit_json(opts, {"command": command, "ok": False, "exit_code": EXIT_FAILED,
+        emit_json(opts, {"command": command, "ok": False, "exit_code": EXIT_FAILED,
                           "error": f"internal error: {type(exc).__name__}"})
         return EXIT_FAILED
 
@@ -163,7 +157,7 @@ def init(opts: Options, directory: str, flags: dict[str, Any]) -> int:
         from labup.ui import clean
 
         sys.stderr.write(clean(f"wrote {target}: {todo}run `labup -c {target} apply --dry-run`") + "\n")
-        _emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target),
+        emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target),
                           "placeholders": initlab.PLACEHOLDER in text})
         return EXIT_OK
 
@@ -225,7 +219,7 @@ def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run
                               f"(since {lock.recovered_from.get('since')}): that process is gone")
             report = Runner(ctx, phases, command, journal=journal).run()
     reporter.summary(report)
-    _emit_json(opts, report.as_dict())
+    emit_json(opts, report.as_dict())
     return report.detailed_exit_code() if detailed_exitcode else report.exit_code
 
 
@@ -289,7 +283,7 @@ def render(opts: Options, what: str) -> int:
             raise NotBuilt(f"labup render {what} is not built yet: its phase issue is open")
         text = renderer(lab)
         if opts.json:  # the same text, as a JSON document like every other command's
-            _emit_json(opts, {"command": f"render {what}", "ok": True, "exit_code": EXIT_OK, "text": text})
+            emit_json(opts, {"command": f"render {what}", "ok": True, "exit_code": EXIT_OK, "text": text})
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return EXIT_OK
@@ -335,7 +329,7 @@ def _rollback_plan(opts: Options, lab: Any, phase: str | None) -> int:
         verdict = f"refused: {item.foreign}" if item.foreign else "would undo"
         reporter.note(f"{verdict}  {item.phase}/{item.step} (applied {item.at}, run {item.run}): "
                       f"{json.dumps(item.undo, sort_keys=True)[:300]}")
-    _emit_json(opts, {"command": "rollback --dry-run", "ok": True, "exit_code": EXIT_OK,
+    emit_json(opts, {"command": "rollback --dry-run", "ok": True, "exit_code": EXIT_OK,
                       "would_undo": [{"phase": i.phase, "step": i.step, "run": i.run, "at": i.at,
                                       "refused": i.foreign, "undo": i.undo} for i in items]})
     return EXIT_OK
@@ -354,7 +348,7 @@ def version(opts: Options) -> int:
                 "traefik": pin.app_version, "helm_default": Helm.version, "helm_supported": "3.x and 4.x",
                 "talos_supported": SUPPORTED_TALOS}
         if opts.json:
-            _emit_json(opts, {"command": "version", "ok": True, "exit_code": EXIT_OK, **info})
+            emit_json(opts, {"command": "version", "ok": True, "exit_code": EXIT_OK, **info})
         else:
             sys.stdout.write(f"labup {__version__}\n  Traefik chart {pin.name} {pin.version} (Traefik "
                              f"{pin.app_version})\n  helm: installs {Helm.version} by default; drives 3.x and 4.x\n"
@@ -411,5 +405,5 @@ def _rollback(opts: Options, lab: Any, phase: str | None) -> int:
                 report.hint = shown + (f"; and {len(left) - 5} more (see above)" if len(left) > 5 else "")
             journal.write("run-end", exit_code=report.exit_code)
     reporter.summary(report)
-    _emit_json(opts, report.as_dict())
+    emit_json(opts, report.as_dict())
     return report.exit_code

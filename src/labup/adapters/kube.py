@@ -341,14 +341,26 @@ class KubeAdapter:
             if not token or (limit and len(items) >= limit):
                 return items[:limit] if limit else items
 
+    def _find(self, path: str, call: Call) -> Obj | None:
+        """GET one object, or None when it does not exist."""
+        try:
+            return self.request("GET", path, call)
+        except KubeNotFound:
+            return None
+
+    def _delete(self, path: str, call: Call) -> bool:
+        """DELETE one object; False when it was already gone."""
+        try:
+            self.request("DELETE", path, call)
+        except KubeNotFound:
+            return False
+        return True
+
     # -- namespaces -------------------------------------------------------------------------------
 
     def get_namespace(self, name: str) -> Obj | None:
         """The namespace, or None if it does not exist."""
-        try:
-            return self.request("GET", f"/api/v1/namespaces/{_q(name)}", Call("get", "namespaces"))
-        except KubeNotFound:
-            return None
+        return self._find(f"/api/v1/namespaces/{_q(name)}", Call("get", "namespaces"))
 
     def create_namespace(self, name: str, labels: Mapping[str, str] | None = None,
                          annotations: Mapping[str, str] | None = None) -> Obj:
@@ -440,11 +452,7 @@ class KubeAdapter:
 
     def get_secret(self, namespace: str, name: str) -> Obj | None:
         """One Secret (data included: never print or journal it), or None when absent."""
-        try:
-            return self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
-                                Call("get", "secrets", namespace))
-        except KubeNotFound:
-            return None
+        return self._find(f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", Call("get", "secrets", namespace))
 
     def put_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
                    existing: Obj | None) -> Obj:
@@ -464,41 +472,25 @@ class KubeAdapter:
 
     def delete_secret(self, namespace: str, name: str) -> bool:
         """False when it was already gone."""
-        try:
-            self.request("DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
-                         Call("delete", "secrets", namespace))
-        except KubeNotFound:
-            return False
-        return True
+        return self._delete(f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                            Call("delete", "secrets", namespace))
 
     def create_pod(self, namespace: str, pod: Obj) -> Obj:
         return self.request("POST", f"/api/v1/namespaces/{_q(namespace)}/pods", Call("create", "pods", namespace),
                             body=pod, content_type="application/json")
 
     def get_pod(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
-                                Call("get", "pods", namespace))
-        except KubeNotFound:
-            return None
+        return self._find(f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", Call("get", "pods", namespace))
 
     def delete_pod(self, namespace: str, name: str) -> bool:
         """Start deleting it (its controller, if any, makes a new one); False when already gone."""
-        try:
-            self.request("DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
-                         Call("delete", "pods", namespace))
-        except KubeNotFound:
-            return False
-        return True
+        return self._delete(f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", Call("delete", "pods", namespace))
 
     def get_workload(self, kind: str, namespace: str, name: str) -> Obj | None:
         """A Deployment or DaemonSet (apps/v1), or None when absent."""
         plural = {"Deployment": "deployments", "DaemonSet": "daemonsets"}[kind]
-        try:
-            return self.request("GET", f"/apis/apps/v1/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
-                                Call("get", plural, namespace, "apps"))
-        except KubeNotFound:
-            return None
+        return self._find(f"/apis/apps/v1/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
+                          Call("get", plural, namespace, "apps"))
 
     def list_pods(self, namespace: str, label_selector: str | None = None,
                   field_selector: str | None = None) -> list[Obj]:
@@ -514,10 +506,7 @@ class KubeAdapter:
 
     def get_node(self, name: str) -> Obj | None:
         """The node, or None if there is no node of that name."""
-        try:
-            return self.request("GET", f"/api/v1/nodes/{_q(name)}", Call("get", "nodes"))
-        except KubeNotFound:
-            return None
+        return self._find(f"/api/v1/nodes/{_q(name)}", Call("get", "nodes"))
 
     def list_nodes(self, label_selector: str | None = None) -> list[Obj]:
         return self._list("/api/v1/nodes", Call("list", "nodes"), {"labelSelector": label_selector})

@@ -61,13 +61,6 @@ class AcmeStore:
     def empty(self) -> bool:
         return not self.certificates
 
-    def for_resolver(self, name: str) -> tuple[CertInfo, ...]:
-        return tuple(c for c in self.certificates if c.resolver == name)
-
-    def newest_issued(self, *, production_only: bool = False) -> datetime | None:
-        dates = [c.not_before for c in self.certificates if not (production_only and c.staging)]
-        return max(dates) if dates else None
-
 
 def describe(certs: tuple[CertInfo, ...] | list[CertInfo]) -> str:
     """One line for people: each certificate's names, issuer, staging or production, days left (the

@@ -6,11 +6,8 @@ fact for all nodes), each call bounded by what is left of the check's deadline; 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -92,20 +89,9 @@ def read_vip_facts(lab: Lab, timeout: float, shared: RunShared) -> VipFacts:
                                hint="install talosctl (the version of your nodes), or --skip vip-holder")
     snapshot = facts(lab, shared)
     deadline = time.monotonic() + timeout
-    # both facts at once (each is one call for all nodes); failures are kept in the snapshot, said below
-    first = lab.nodes[0].address
-    readers = [threading.Thread(target=_quietly, args=(read, first, deadline), daemon=True)
-               for read in (snapshot.links, snapshot.addresses)]
-    for thread in readers:
-        thread.start()
-    for thread in readers:
-        thread.join(timeout + 0.2)
+    # both facts at once (each is one call for all nodes), bounded by the check's time
+    snapshot.prefetch(("links", "addresses"), timeout=max(timeout, 0.1))
     return VipFacts(lab.vip.address, tuple(_read_node(snapshot, lab, n, deadline) for n in lab.nodes))
-
-
-def _quietly(read: Callable[..., object], node: str, deadline: float) -> None:
-    with contextlib.suppress(LabupError):
-        read(node, timeout=max(deadline - time.monotonic(), 0.1))
 
 
 def _read_node(snapshot: TalosFacts, lab: Lab, node: Node, deadline: float) -> NodeLinks:
