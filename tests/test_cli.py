@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import EXAMPLE, REPO, run_labup
 
-PHASES = ["vip", "helm", "namespace", "traefik", "verify"]
+PHASES = ["vip", "helm", "namespace", "cert-manager", "traefik", "verify"]  # every phase, both topologies
 
 
 def test_help_lists_the_commands() -> None:
@@ -46,11 +46,20 @@ def test_phase_help_lists_the_phases_in_order() -> None:
     assert positions == sorted(positions)
 
 
+def test_a_phase_of_the_other_topology_exits_2_naming_topology() -> None:
+    """cert-manager is a phase of topology ha only: on a single lab it is refused before any read."""
+    for argv in (["phase", "cert-manager", "--dry-run"], ["apply", "--dry-run", "--only", "cert-manager"]):
+        result = run_labup("-c", str(EXAMPLE), *argv)
+        assert result.returncode == 2, result.stderr
+        assert "topology: phase cert-manager runs only in topology: ha" in result.stderr
+        assert "its phases, in order: vip, helm, namespace, traefik, verify" in result.stderr
+
+
 def test_unknown_phase_exits_2_listing_valid_ones() -> None:
     result = run_labup("-c", str(EXAMPLE), "phase", "dns")
     assert result.returncode == 2
     assert "unknown phase 'dns'" in result.stderr
-    assert "valid phases, in order: vip, helm, namespace, traefik, verify" in result.stderr
+    assert "valid phases, in order: vip, helm, namespace, cert-manager, traefik, verify" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -65,7 +74,7 @@ def test_bad_usage_exits_2() -> None:
     assert run_labup("apply", "--frobnicate").returncode == 2
     assert run_labup("render").returncode == 2
     result = run_labup("-c", str(EXAMPLE), "render", "dns")
-    assert result.returncode == 2 and "render vip or render traefik" in result.stderr
+    assert result.returncode == 2 and "render vip, render traefik or render cert-manager" in result.stderr
 
 
 def test_init_writes_the_users_lab_and_refuses_to_overwrite(tmp_path: Path) -> None:

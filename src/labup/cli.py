@@ -100,7 +100,7 @@ def apply(
         "--detailed-exitcode", help=DETAILED_HELP)] = False,
     diff: Annotated[bool, typer.Option("--diff", help=DIFF_HELP)] = False,
 ) -> None:
-    """Run every phase in order (vip, helm, namespace, traefik), then verify."""
+    """Run every phase of the lab's topology in order (vip, helm, namespace, traefik; ha adds cert-manager)."""
     from labup import runs
 
     ctx.obj.diff = diff
@@ -109,7 +109,8 @@ def apply(
                        detailed_exitcode=detailed_exitcode))
 
 
-@app.command(help="Run one phase. The phases, in order:\n\n" + phases_help().replace("\n", "\n\n"))
+@app.command(help="Run one phase. The phases, in order (a lab runs those of its topology):\n\n"
+             + phases_help().replace("\n", "\n\n"))
 def phase(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PHASE_NAMES)}", show_default=False)],
@@ -143,7 +144,7 @@ def verify(
 @app.command()
 def render(
     ctx: typer.Context,
-    what: Annotated[str, typer.Argument(help="vip (the Talos patch per node) or traefik (Helm values)",
+    what: Annotated[str, typer.Argument(help="vip (the Talos patch per node), traefik or cert-manager (Helm values)",
                                         show_default=False)],
 ) -> None:
     """Print the exact Talos patch or Helm values labup would apply (offline)."""

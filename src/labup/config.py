@@ -16,6 +16,10 @@ from labup.errors import ConfigError
 
 ROLES = ("controlplane", "worker")
 CHALLENGES = ("http", "tls")
+# single: one Traefik on the VIP's node, certificates by its built-in ACME in acme.json on that node;
+# ha: Traefik on every control-plane node (a DaemonSet), certificates by cert-manager in a Secret
+TOPOLOGIES = ("single", "ha")
+HA_MIN_CONTROL_PLANES = 3
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
 
 
@@ -86,6 +90,18 @@ class Traefik:
 
 
 @dataclass(frozen=True)
+class CertManager:
+    """cert-manager, installed by the cert-manager phase (topology: ha only)."""
+
+    namespace: str = "cert-manager"
+    release: str = "cert-manager"
+    chart: str = "jetstack/cert-manager"
+    repo_url: str = "https://charts.jetstack.io"
+    chart_version: str = "v1.21.1"
+    wait_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class Verify:
     timeout_s: float = 5.0
     ca_file: Path | None = None
@@ -124,6 +140,12 @@ class Lab:
     retry: Retry
     source: Path  # the lab.yaml this came from; .labup/ lives beside it
     backup: Backup = field(default_factory=Backup)
+    topology: str = "single"
+    cert_manager: CertManager = field(default_factory=CertManager)
+
+    @property
+    def ha(self) -> bool:
+        return self.topology == "ha"
 
     @property
     def state_dir(self) -> Path:
@@ -380,16 +402,10 @@ def _traefik(top: _Section) -> Traefik:
     )
     a.done()
 
-    def namespace_rule(value: str) -> str | None:
-        if value in SYSTEM_NAMESPACES:
-            return (f"'{value}' is a system namespace: labup labels its namespace privileged, "
-                    "which must never weaken Pod Security for system workloads")
-        return check.dns_label(value)
-
     traefik = Traefik(
         domains=tuple(domains),
         acme=acme,
-        namespace=s.str("namespace", "traefik", rule=namespace_rule),
+        namespace=s.str("namespace", "traefik", rule=_not_system_namespace),
         release=s.str("release", "traefik", rule=lambda v: check.dns_subdomain(v, 53)),
         chart=s.str("chart", "traefik/traefik", rule=_chart_ref),
         repo_url=s.str("repo_url", "https://traefik.github.io/charts", rule=check.url),
@@ -403,6 +419,13 @@ def _traefik(top: _Section) -> Traefik:
     return traefik
 
 
+def _not_system_namespace(value: str) -> str | None:
+    if value in SYSTEM_NAMESPACES:
+        return (f"'{value}' is a system namespace: labup labels Traefik's namespace privileged and installs "
+                "cert-manager in its own, which must never touch system workloads")
+    return check.dns_label(value)
+
+
 def _chart_ref(value: str) -> str | None:
     if any(c in value for c in " \t\n;&|`$'\"\\"):
         return f"'{value}' contains characters not allowed in a chart reference"
@@ -411,6 +434,40 @@ def _chart_ref(value: str) -> str | None:
     if value.startswith("oci://") or value.startswith((".", "/", "~")) or value.count("/") == 1:
         return None
     return f"'{value}' is not repo/chart, oci://... or a local chart path"
+
+
+def _topology(top: _Section, nodes: tuple[Node, ...]) -> str:
+    topology: str = top.str("topology", "single", rule=lambda t: None if t in TOPOLOGIES
+                            else f"'{t}' is not one of {', '.join(TOPOLOGIES)}")
+    planes = [n.name for n in nodes if n.is_control_plane]
+    if topology == "ha" and len(planes) < HA_MIN_CONTROL_PLANES:
+        raise ConfigError("topology", f"'ha' needs at least {HA_MIN_CONTROL_PLANES} control-plane nodes; "
+                          f"nodes lists {len(planes)} ({', '.join(planes)})",
+                          hint="the VIP fails over only while etcd keeps its quorum, which takes three control "
+                               "planes; with fewer, keep topology: single")
+    return topology
+
+
+def _cert_manager(top: _Section, topology: str, traefik: Traefik) -> CertManager:
+    s = top.section("cert_manager")
+    cm = CertManager(
+        namespace=s.str("namespace", "cert-manager", rule=_not_system_namespace),
+        release=s.str("release", "cert-manager", rule=lambda v: check.dns_subdomain(v, 53)),
+        chart=s.str("chart", "jetstack/cert-manager", rule=_chart_ref),
+        repo_url=s.str("repo_url", "https://charts.jetstack.io", rule=check.url),
+        chart_version=s.str("chart_version", "v1.21.1", rule=check.semver),
+        wait_timeout_s=s.number("wait_timeout_s", 300.0, high=3600),
+    )
+    s.done()
+    if topology == "ha" and traefik.acme.challenge == "tls":
+        raise ConfigError("traefik.acme.challenge", "'tls' cannot be used with topology: ha: cert-manager "
+                          "solves ACME with HTTP-01 or DNS-01, never TLS-ALPN-01",
+                          hint="use challenge: http (Let's Encrypt reaches the VIP on port 80)")
+    if topology == "ha" and cm.namespace == traefik.namespace:
+        raise ConfigError("cert_manager.namespace", f"'{cm.namespace}' is Traefik's namespace, which labup "
+                          "labels privileged: cert-manager needs no such rights",
+                          hint="keep cert-manager in a namespace of its own (default cert-manager)")
+    return cm
 
 
 def _verify(top: _Section) -> Verify:
@@ -448,7 +505,8 @@ def _unknown_keys(data: dict[Any, Any]) -> list[tuple[str, list[str]]]:
     """Every key lab.yaml does not know, anywhere, with its close matches: checked before any value,
     so a typo (`traefk:`) is named as such rather than as the key it hides being "required"."""
     sections: dict[str, type] = {"vip": Vip, "talos": Talos, "kubernetes": Kubernetes, "helm": Helm,
-                                 "traefik": Traefik, "verify": Verify, "retry": Retry, "backup": Backup}
+                                 "traefik": Traefik, "verify": Verify, "retry": Retry, "backup": Backup,
+                                 "cert_manager": CertManager}
     found: list[tuple[str, list[str]]] = []
 
     def visit(mapping: Any, where: str, known: frozenset[str]) -> None:
@@ -497,9 +555,12 @@ def parse(data: Any, source: Path) -> Lab:
     name = top.str("name", "lab", rule=check.dns_label)
     nodes = _nodes(top)
     vip = _vip(top, nodes)
+    topology = _topology(top, nodes)
+    traefik = _traefik(top)
     lab = Lab(name=name, nodes=nodes, vip=vip, talos=_talos(top, nodes, vip),
-              kubernetes=_kubernetes(top), helm=_helm(top), traefik=_traefik(top),
-              verify=_verify(top), retry=_retry(top), source=source, backup=_backup(top))
+              kubernetes=_kubernetes(top), helm=_helm(top), traefik=traefik,
+              verify=_verify(top), retry=_retry(top), source=source, backup=_backup(top),
+              topology=topology, cert_manager=_cert_manager(top, topology, traefik))
     top.done()
     return lab
 

@@ -171,9 +171,14 @@ def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], sin
     def body() -> int:
         names = _select(list(PHASE_NAMES), only, skip, "phase")
         lab = load_lab(opts)
-        from labup.phases import load_phase
+        from labup.phases import load_phase, phases_for
 
-        phases = [load_phase(n) for n in names]
+        runs_here = phases_for(lab.topology)
+        other = [n for n in split_names(only) if n not in runs_here]
+        if other:
+            raise ConfigError("topology", f"phase {other[0]} runs only in topology: ha; this lab is "
+                              f"topology: {lab.topology}", hint=f"its phases, in order: {', '.join(runs_here)}")
+        phases = [load_phase(n) for n in names if n in runs_here]
         return run_phases(opts, lab, phases, command + (" --dry-run" if dry_run else ""), dry_run,
                           detailed_exitcode=detailed_exitcode)
 
@@ -186,7 +191,7 @@ def _vip_far(lab: Any) -> str | None:
     return vip_far_from(lab.vip.address, [n.address for n in lab.control_planes])
 
 
-KUBE_PHASES = {"namespace", "traefik", "verify"}  # the phases that talk to the Kubernetes API
+KUBE_PHASES = {"namespace", "cert-manager", "traefik", "verify"}  # the phases that talk to the Kubernetes API
 
 
 def run_phases(opts: Options, lab: Any, phases: list[Any], command: str, dry_run: bool, *,
@@ -270,14 +275,14 @@ def restore(opts: Options, path: Path, *, dry_run: bool, force: bool, yes: bool)
 
 def render(opts: Options, what: str) -> int:
     def body() -> int:
-        if what not in ("vip", "traefik"):
-            raise UsageError(f"WHAT: unknown '{what}'", hint="render vip or render traefik")
+        if what not in ("vip", "traefik", "cert-manager"):
+            raise UsageError(f"WHAT: unknown '{what}'", hint="render vip, render traefik or render cert-manager")
         lab = load_lab(opts)
         import importlib
 
         if what == "vip" and (far := _vip_far(lab)):
             sys.stderr.write(f"labup: warning: {far}\n")
-        module = importlib.import_module(f"labup.phases.{what}")
+        module = importlib.import_module(f"labup.phases.{what.replace('-', '_')}")
         renderer = getattr(module, "render", None)
         if renderer is None:
             raise NotBuilt(f"labup render {what} is not built yet: its phase issue is open")

@@ -306,15 +306,19 @@ class ChartRef:
 
     @classmethod
     def of(cls, lab: Lab) -> ChartRef:
-        chart = lab.traefik.chart
+        """Traefik's chart (traefik.chart, traefik.repo_url)."""
+        return cls.parse(lab.traefik.chart, lab.traefik.repo_url, lab.source.parent)
+
+    @classmethod
+    def parse(cls, chart: str, repo_url: str, base_dir: Path) -> ChartRef:
         if chart.startswith("oci://"):
             return cls("oci", chart)
         if chart.startswith((".", "/", "~")):
             path = Path(chart).expanduser()
             if not path.is_absolute():
-                path = lab.source.parent / path  # relative to lab.yaml, like every path in it
+                path = base_dir / path  # relative to lab.yaml, like every path in it
             return cls("path", str(path))
-        return cls("repo", chart, repo_name=chart.split("/", 1)[0], repo_url=lab.traefik.repo_url)
+        return cls("repo", chart, repo_name=chart.split("/", 1)[0], repo_url=repo_url)
 
     @property
     def at_hand(self) -> bool:
@@ -427,12 +431,14 @@ class HelmAdapter:
 
     def upgrade_install(self, release: str, chart: ChartRef, namespace: str, version: str,
                         values: dict[str, Any], wait_timeout_s: float, description: str,
-                        force_conflicts: bool = False) -> None:
+                        force_conflicts: bool = False, create_namespace: bool = False) -> None:
         """Install or upgrade to exactly these values (`--reset-values`: nothing carried over from
-        earlier revisions), with the native rollback and a bounded wait. No `--create-namespace`:
-        the namespace phase owns the namespace and its Pod Security labels."""
+        earlier revisions), with the native rollback and a bounded wait. Traefik's: no
+        `--create-namespace` (the namespace phase owns it and its Pod Security labels); cert-manager's
+        namespace needs no label, and helm creates it."""
         with values_file(values) as path:
             self._write(["upgrade", "--install", release, chart.ref, "-n", namespace,
+                         *(["--create-namespace"] if create_namespace else []),
                          *self._version_args(chart, version), "-f", str(path), "--reset-values",
                          *self.safety_args(), *self.conflict_args(force_conflicts),
                          "--timeout", _duration(wait_timeout_s), "--description", description,

@@ -511,6 +511,16 @@ class KubeAdapter:
     def list_nodes(self, label_selector: str | None = None) -> list[Obj]:
         return self._list("/api/v1/nodes", Call("list", "nodes"), {"labelSelector": label_selector})
 
+    def get_crd(self, name: str) -> Obj | None:
+        """A CustomResourceDefinition (`certificates.cert-manager.io`), or None when absent."""
+        return self._find(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{_q(name)}",
+                          Call("get", "customresourcedefinitions", None, "apiextensions.k8s.io"))
+
+    def get_custom(self, group: str, version: str, plural: str, namespace: str, name: str) -> Obj | None:
+        """One namespaced custom object (a cert-manager Certificate, a Traefik TLSStore), or None."""
+        return self._find(f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
+                          Call("get", plural, namespace, group))
+
     def list_events(self, namespace: str, field_selector: str | None = None) -> list[Obj]:
         """Events of the namespace (e.g. `involvedObject.name=traefik-abc`): why a pod is Pending,
         why a ReplicaSet cannot create pods (`violates PodSecurity`)."""

@@ -1,5 +1,6 @@
 """The phases, in order. Names and help live here so `labup phase --help` needs no phase module;
-each phase's code is imported only when it runs (`labup.phases.<name>.PHASE`)."""
+each phase's code is imported only when it runs (`labup.phases.<name>.PHASE`, `-` read as `_`).
+Which phases run depends on lab.yaml's topology: cert-manager only in `ha`."""
 
 from __future__ import annotations
 
@@ -13,14 +14,22 @@ PHASE_HELP: dict[str, str] = {
     "vip": "Talos Layer-2 VIP on the control-plane nodes (never a worker)",
     "helm": "a helm binary of at least helm.version, checksum-verified",
     "namespace": "Traefik's namespace, labelled pod-security privileged (that namespace only)",
-    "traefik": "Traefik on the host network, pinned to the VIP's node, ACME storage on disk",
+    "cert-manager": "topology ha only: cert-manager (pinned chart, CRDs), which issues the certificate",
+    "traefik": "Traefik on the host network: pinned to the VIP's node with acme.json on disk (single), "
+               "or on every control-plane node serving cert-manager's certificate (ha)",
     "verify": "prove it: ARP, VIP holder, placement, HTTP redirect, certificate",
 }
 PHASE_NAMES: tuple[str, ...] = tuple(PHASE_HELP)
+HA_ONLY = ("cert-manager",)
+
+
+def phases_for(topology: str) -> tuple[str, ...]:
+    """The phases a lab of this topology runs, in order."""
+    return tuple(n for n in PHASE_NAMES if topology == "ha" or n not in HA_ONLY)
 
 
 def load_phase(name: str) -> Phase:
-    module = importlib.import_module(f"labup.phases.{name}")
+    module = importlib.import_module(f"labup.phases.{name.replace('-', '_')}")
     return module.PHASE  # type: ignore[no-any-return]
 
 

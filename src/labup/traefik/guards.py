@@ -172,6 +172,41 @@ def rolling_update_can_roll(values: Values) -> None:
                                "or updateStrategy.type: Recreate")
 
 
+def topology_shape(values: Values, topology: str) -> None:
+    """The values must be the lab's topology (lab.yaml `topology`): one Traefik with built-in ACME on
+    the VIP's node (single), or a DaemonSet on every control-plane node with cert-manager (ha). A
+    values file that asks for the other shape is refused naming its key, never half-applied."""
+    kind = get(values, "deployment", "kind", default="Deployment")
+    if topology == "single":
+        if kind == "DaemonSet":
+            raise ValuesError(("deployment", "kind"),
+                              "'DaemonSet' runs one Traefik per node, which is topology: ha; this lab is topology: "
+                              "single: one Traefik pinned to the VIP's node, whose built-in ACME cannot share "
+                              "ACME state between instances",
+                              hint="set topology: ha in lab.yaml (three or more control planes; cert-manager "
+                                   "issues the certificate), or leave deployment.kind to labup")
+        return
+    acme = _acme_in_use(values)
+    if acme is not None:
+        raise ValuesError(tuple(acme.split("[")[0].split(".")),
+                          "built-in ACME is refused in topology: ha: every control-plane node runs a Traefik, and "
+                          "its community edition cannot share ACME state (acme.json, account, challenges) "
+                          "between instances (wall 6)",
+                          hint="remove it: in topology: ha cert-manager issues the certificate into a Secret "
+                               "that every Traefik serves")
+    if kind != "DaemonSet":
+        raise ValuesError(("deployment", "kind"),
+                          f"'{kind}' in topology: ha: only a DaemonSet puts a Traefik on every control-plane node, "
+                          "so the node the VIP moves to already answers",
+                          hint="leave deployment.kind to labup (DaemonSet)")
+    if get(values, "nodeSelector", "kubernetes.io/hostname") is not None:
+        raise ValuesError(("nodeSelector", "kubernetes.io/hostname"),
+                          "pins Traefik to one node: in topology: ha the VIP moves between control-plane nodes "
+                          "and Traefik must already run wherever it goes",
+                          hint="remove it (labup selects the control-plane role, "
+                               "node-role.kubernetes.io/control-plane)")
+
+
 def _acme_in_use(values: Values) -> str | None:
     """Where built-in ACME is configured: a resolver with `acme`, or a raw `--...acme...` argument."""
     resolvers = values.get("certificatesResolvers")
@@ -209,8 +244,11 @@ GUARDS: tuple[Callable[[Values], None], ...] = (
 )
 
 
-def check_all(values: Values) -> None:
+def check_all(values: Values, topology: str = "single") -> None:
     """Run every guard, in an order that reports the most telling problem first: a file written
-    for an old chart trips other checks for reasons that vanish once it is rewritten."""
+    for an old chart trips other checks for reasons that vanish once it is rewritten; a value of the
+    other topology is named as such before the checks it would trip."""
+    old_chart_syntax(values)
+    topology_shape(values, topology)
     for guard in GUARDS:
         guard(values)

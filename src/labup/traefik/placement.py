@@ -121,6 +121,9 @@ class PlacementStep(Step):
                      if not untolerated([t], spec.get("tolerations") or [])]
         taints = " (its taint " + ", ".join(
             f"{t.get('key')}:{t.get('effect')}" for t in tolerated) + " is tolerated)" if tolerated else ""
+        if self.lab.ha:
+            return Observation(True, f"Traefik runs on every control-plane node (a DaemonSet); {holder.name} "
+                                     f"({holder.address}) holds the VIP {vip} (found by {holder.source}){taints}")
         return Observation(True, f"Traefik goes on {holder.name} ({holder.address}), which holds the VIP {vip} "
                                  f"(found by {holder.source}){taints}")
 

@@ -81,6 +81,8 @@ class ReleaseStep(Step):
         check_local_chart(self.chart, self.version)
         h = helm(ctx)  # no helm: Unreadable (a dry run shows unknown, an apply stops here)
         kube(ctx).check_config()  # no kubeconfig: Unreadable, before helm would dial localhost:8080
+        if self.lab.ha:
+            self._cert_manager_ready(ctx)
         try:
             history = release_facts(ctx).history()
         except TransientError:
@@ -92,6 +94,24 @@ class ReleaseStep(Step):
         if history and history[-1].stuck:  # pending-* or uninstalling: helm upgrade would refuse it
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PreflightError(stuck.message, hint=stuck.hint)
+
+    def _cert_manager_ready(self, ctx: Context) -> None:
+        """Topology ha: the release creates an Issuer and a Certificate, which need cert-manager's CRDs.
+        With the cert-manager phase in this run they come just before; otherwise they must be there."""
+        phases = ctx.facts.get("run_phases")
+        if phases is None or "cert-manager" in phases:
+            return
+        from labup.certmanager.values import NEEDED_CRDS
+
+        k = kube(ctx)
+        try:
+            missing = [name for name in NEEDED_CRDS if k.get_crd(name) is None]
+        except TransientError:
+            return  # the API may sit behind the VIP: the install itself will say
+        if missing:
+            raise PreflightError(f"cert-manager's CRDs are not in the cluster ({', '.join(missing)}): Traefik's "
+                                 "release creates an Issuer and a Certificate (topology: ha)",
+                                 hint="run `labup phase cert-manager` first, or `labup apply`")
 
     def _accepted_before(self, ctx: Context, history: list[Revision] | None) -> bool:
         """The deployed revision runs this very chart version with exactly the values labup would give
@@ -107,6 +127,8 @@ class ReleaseStep(Step):
         except LabupError:
             return False
         node = (deployed.get("nodeSelector") or {}).get("kubernetes.io/hostname")
+        if self.lab.ha:  # the same values wherever the VIP is
+            return comparable(deployed) == comparable(self._values(ctx, None).values)
         return isinstance(node, str) and comparable(deployed) == comparable(self._values(ctx, node).values)
 
     def observe(self, ctx: Context) -> Observation:
@@ -128,7 +150,7 @@ class ReleaseStep(Step):
             diff = values_diff(None, desired, f"new release {self.release}: no values deployed")
             if ctx.dry_run:
                 diff = _join(diff, self._manifest_diff(ctx, h, desired, None))
-            return Observation(False, f"new release: install {where}, chart {target}, pinned to {node}{note}{kept}",
+            return Observation(False, f"new release: install {where}, chart {target}, {self._placed(node)}{note}{kept}",
                                diff=diff, data={"previous": None, "had_release": False})
         latest = history[-1]
         if latest.stuck:
@@ -141,7 +163,7 @@ class ReleaseStep(Step):
         if latest.status == "deployed" and same_chart and same_values:
             ctx.facts[FACT] = {"converged": True, "revision": latest.revision}
             return Observation(True, f"release {where}: revision {latest.revision} runs {latest.chart} with "
-                                     f"labup's values (pinned to {node})")
+                                     f"labup's values ({self._placed(node)})")
         changes = []
         if latest.status != "deployed":
             changes.append(f"its last revision ({latest.revision}) is {latest.status}")
@@ -155,7 +177,7 @@ class ReleaseStep(Step):
         if ctx.dry_run:
             diff = _join(diff, self._manifest_diff(ctx, h, desired, latest))
         previous = last_deployed(history)
-        return Observation(False, f"upgrade {where} ({'; '.join(changes)}), pinned to {node}{note}", diff=diff,
+        return Observation(False, f"upgrade {where} ({'; '.join(changes)}), {self._placed(node)}{note}", diff=diff,
                            data={"previous": previous.revision if previous else None, "had_release": True})
 
     # -- write ------------------------------------------------------------------------------------
@@ -168,11 +190,11 @@ class ReleaseStep(Step):
             h.repo_add(self.chart.repo_name, self.chart.repo_url)
         wait = self.lab.traefik.wait_timeout_s
         ctx.reporter.note(f"helm v{h.version} upgrade --install {self.release} {' '.join(h.safety_args())} "
-                          f"--timeout {wait:g}s (pinned to {node})")
+                          f"--timeout {wait:g}s ({self._placed(node)})")
         started = time.time()
         try:
             h.upgrade_install(self.release, self.chart, self.namespace, self.version, values, wait,
-                              description=f"labup: lab {self.lab.name}, pinned to {node}",
+                              description=f"labup: lab {self.lab.name}, {self._placed(node)}",
                               force_conflicts=self.lab.traefik.force_conflicts)
         except HelmRolledBack as exc:
             raise self._rolled_back(ctx, h, exc, seen, started) from None
@@ -193,27 +215,7 @@ class ReleaseStep(Step):
                 "revision": history[-1].revision if history else None, "previous": seen.data.get("previous")}
 
     def undo(self, ctx: Context, data: dict[str, Any]) -> str:
-        h = helm(ctx)
-        release, namespace = str(data["release"]), str(data["namespace"])  # the journaled ones
-        # read afresh: only the live history tells whether the release is still what labup made
-        history = release_facts(ctx, release, namespace, fresh=True).history()
-        if no_release(history):
-            return f"release {release} in namespace {namespace} is already gone"
-        latest = history[-1]
-        if data.get("revision") is not None and latest.revision != data["revision"]:
-            return (f"left release {release} alone: it is at revision {latest.revision} ({latest.status}), not "
-                    f"revision {data['revision']} that labup made; `helm history {release} -n {namespace}`")
-        if latest.stuck:
-            stuck = diagnose.stuck_release(release, namespace, history, h.command)
-            raise PermanentError(stuck.message, hint=stuck.hint)
-        wait = self.lab.traefik.wait_timeout_s
-        previous = data.get("previous")
-        if previous is None:
-            h.uninstall(release, namespace, wait)
-            return f"uninstalled release {release} from namespace {namespace} (this run installed it)"
-        h.rollback(release, namespace, int(previous), wait)
-        return f"rolled release {release} back to revision {previous}, the one live before this run " \
-               f"(revision {latest.revision} was labup's)"
+        return undo_release(ctx, data, self.lab.traefik.wait_timeout_s)
 
     def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
         """Only lab.yaml's release in lab.yaml's namespace: never another namespace's release."""
@@ -234,6 +236,9 @@ class ReleaseStep(Step):
             return str(placement["name"]), ""
         stand_in = self.lab.control_planes[0].name
         return stand_in, f" (VIP holder unknown: {stand_in}, the first control-plane node, stands in)"
+
+    def _placed(self, node: str) -> str:
+        return "a DaemonSet on every control-plane node" if self.lab.ha else f"pinned to {node}"
 
     def _pinned(self, ctx: Context) -> str:
         placement = ctx.facts.get(PLACEMENT)
@@ -323,25 +328,50 @@ class ReleaseStep(Step):
             return f"and could not check or remove what is left ({exc.message})"
 
 
-def check_local_chart(chart: ChartRef, version: str) -> None:
+def undo_release(ctx: Context, data: dict[str, Any], wait: float) -> str:
+    """Undo one journaled release write: back to the revision live before it (`helm rollback`), or
+    uninstall when that write installed it; a release changed since by someone else is left alone."""
+    h = helm(ctx)
+    release, namespace = str(data["release"]), str(data["namespace"])  # the journaled ones
+    # read afresh: only the live history tells whether the release is still what labup made
+    history = release_facts(ctx, release, namespace, fresh=True).history()
+    if no_release(history):
+        return f"release {release} in namespace {namespace} is already gone"
+    latest = history[-1]
+    if data.get("revision") is not None and latest.revision != data["revision"]:
+        return (f"left release {release} alone: it is at revision {latest.revision} ({latest.status}), not "
+                f"revision {data['revision']} that labup made; `helm history {release} -n {namespace}`")
+    if latest.stuck:
+        stuck = diagnose.stuck_release(release, namespace, history, h.command)
+        raise PermanentError(stuck.message, hint=stuck.hint)
+    previous = data.get("previous")
+    if previous is None:
+        h.uninstall(release, namespace, wait)
+        return f"uninstalled release {release} from namespace {namespace} (this run installed it)"
+    h.rollback(release, namespace, int(previous), wait)
+    return f"rolled release {release} back to revision {previous}, the one live before this run " \
+           f"(revision {latest.revision} was labup's)"
+
+
+def check_local_chart(chart: ChartRef, version: str, pinned: str = "traefik", field: str = "traefik.chart") -> None:
     """Wall 2 for a local chart: helm ignores --version for a folder, so labup reads its Chart.yaml."""
     if chart.kind != "path":
         return
     path = Path(chart.ref)
-    pin = load_pin()
+    pin = load_pin(pinned)
     if path.is_dir():
         meta = yamlsafe.load_file(path / "Chart.yaml") if (path / "Chart.yaml").is_file() else None
     elif path.is_file():
         meta = _archive_chart_yaml(path)
     else:
-        raise PreflightError(f"traefik.chart: no chart at {path}", hint="a chart folder or .tgz, repo/chart or oci://")
+        raise PreflightError(f"{field}: no chart at {path}", hint="a chart folder or .tgz, repo/chart or oci://")
     if not isinstance(meta, dict):
-        raise PreflightError(f"traefik.chart: {path} has no readable Chart.yaml")
+        raise PreflightError(f"{field}: {path} has no readable Chart.yaml")
     found = (str(meta.get("name")), str(meta.get("version")).lstrip("v"))
-    if found != (pin.name, version):
-        raise PreflightError(f"traefik.chart: {path} is chart {found[0]} {found[1]}, not {pin.name} {version}",
+    if found != (pin.name, version.lstrip("v")):
+        raise PreflightError(f"{field}: {path} is chart {found[0]} {found[1]}, not {pin.name} {version}",
                              hint="labup's values are written and validated for the pinned chart; point "
-                                  "traefik.chart at that version")
+                                  f"{field} at that version")
 
 
 def _archive_chart_yaml(path: Path) -> Any:

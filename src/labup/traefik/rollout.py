@@ -70,7 +70,7 @@ class PodStep(Step):
         if ctx.dry_run and not (ctx.facts.get(RELEASE) or {}).get("converged"):
             return Observation(False, f"would wait up to {wait:g}s for Traefik's pod to be Running and Ready on {node}")
         look = self._look(ctx)
-        verdict, ok = judge(look, node)
+        verdict, ok = judge(look, node, ha=self.lab.ha)
         if ok:
             ctx.facts[NODE_FACT] = node
         return Observation(ok, verdict)
@@ -83,7 +83,7 @@ class PodStep(Step):
         try:
             while True:
                 look = self._look(ctx, fresh=True)
-                _, ok = judge(look, node)
+                _, ok = judge(look, node, ha=self.lab.ha)
                 if ok:
                     return None  # nothing to undo: waiting changed nothing
                 if time.monotonic() + interval > deadline:
@@ -155,15 +155,15 @@ def workloads(manifest: str) -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
-def judge(look: Look, node: str) -> tuple[str, bool]:
+def judge(look: Look, node: str, *, ha: bool = False) -> tuple[str, bool]:
     """(what the user reads, converged?) for one reading: a Ready pod on `node`, the rollout done,
-    and no Ready Traefik on any other node."""
+    and (topology single) no Ready Traefik on any other node; in topology ha the others are the point."""
     if look.workload is None:
         return f"{look.label} is not in the cluster yet", False
     ready_here = [p for p in look.pods if d.pod_node(p) == node and d.pod_ready(p)
                   and d.pod_phase(p) == "Running"]
     ready_elsewhere = [p for p in look.pods if d.pod_node(p) not in (None, node) and d.pod_ready(p)]
-    if ready_elsewhere:
+    if ready_elsewhere and not ha:
         p = ready_elsewhere[0]
         return f"pod {d.pod_name(p)} runs on {d.pod_node(p)}, not on {node}, which holds the VIP", False
     if not ready_here:
@@ -176,7 +176,8 @@ def judge(look: Look, node: str) -> tuple[str, bool]:
         return f"{look.label} is still rolling out", False
     p = ready_here[0]
     host = " on the host network" if (p.get("spec") or {}).get("hostNetwork") else ""
-    return f"pod {d.pod_name(p)} is Running and Ready on {node}{host}", True
+    others = f", which holds the VIP; {len(ready_elsewhere)} more on the other control-plane nodes" if ha else ""
+    return f"pod {d.pod_name(p)} is Running and Ready on {node}{host}{others}", True
 
 
 def _rolled_out(workload: dict[str, Any]) -> bool:

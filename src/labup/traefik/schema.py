@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 
 from labup.errors import ConfigError
 from labup.traefik.keys import Key, ValuesError, dotted
-from labup.traefik.pin import PIN_FILE, load_pin
+from labup.traefik.pin import load_pin, pin_file
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
                float: "number", type(None): "null"}
@@ -28,16 +28,18 @@ _MORE_SHOWN = 5
 
 
 @cache
-def _validator() -> Validator:
-    """A validator of the schema's own draft (its `$schema`; 2020-12 for chart 41.3.0)."""
-    pin = load_pin()
+def _validator(chart: str = "traefik") -> Validator:
+    """A validator of the schema's own draft (its `$schema`: 2020-12 for Traefik's chart 41.3.0,
+    draft-07 for cert-manager's)."""
+    pin = load_pin(chart)
+    where = pin_file(chart)
     try:
         raw = pin.schema_path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{PIN_FILE}: schema", f"cannot read {pin.schema_path}: {exc.strerror}") from None
+        raise ConfigError(f"{where}: schema", f"cannot read {pin.schema_path}: {exc.strerror}") from None
     digest = hashlib.sha256(raw).hexdigest()
     if digest != pin.schema_sha256:
-        raise ConfigError(f"{PIN_FILE}: schema_sha256",
+        raise ConfigError(f"{where}: schema_sha256",
                           f"{pin.schema_path.name} has sha256 {digest}, the pin says {pin.schema_sha256}",
                           hint=f"restore the chart {pin.version} schema, or update the pin if you "
                                "replaced it on purpose")
@@ -48,16 +50,16 @@ def _validator() -> Validator:
     return cls(schema)  # type: ignore[no-any-return]
 
 
-def validate(values: Mapping[str, Any]) -> None:
+def validate(values: Mapping[str, Any], chart: str = "traefik") -> None:
     """Raise ValuesError for the first schema violation (by key path); the hint lists the others."""
-    errors = sorted(_validator().iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(_validator(chart).iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:
         return
     first_key, first_msg = describe(errors[0])
     others = [dotted(describe(e)[0]) for e in errors[1:]]
-    pin = load_pin()
+    pin = load_pin(chart)
     hint = (f"the chart {pin.name} {pin.version} schema refuses it; its keys: "
-            f"`helm show values {pin.name}/{pin.name} --version {pin.version}`")
+            f"`helm show values {pin.ref} --version {pin.version}`")
     if others:
         shown = ", ".join(others[:_MORE_SHOWN]) + (", ..." if len(others) > _MORE_SHOWN else "")
         hint += f". {len(others)} more: {shown}"

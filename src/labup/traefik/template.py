@@ -23,10 +23,11 @@ _WHOLE = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 _PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}  # (path, size, mtime) -> the parsed template
 
 
-def load_template() -> dict[str, Any]:
-    """The template, parsed once per process (pre-flight and observe both build values); a changed
-    file is a new (size, mtime) and parsed again. Callers get their own copy: fill() never mutates."""
-    path = folder() / TEMPLATE_FILE
+def load_template(chart: str = "traefik", name: str = TEMPLATE_FILE) -> dict[str, Any]:
+    """A values template of phases/<chart>/, parsed once per process (pre-flight and observe both build
+    values); a changed file is a new (size, mtime) and parsed again. Callers get their own copy: fill()
+    never mutates."""
+    path = folder(chart) / name
     info = path.stat()
     key = (str(path), info.st_size, info.st_mtime_ns)
     if key not in _PARSED:

@@ -22,6 +22,20 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """labup's own layering of its templates (values-ha.yaml.tmpl over values.yaml.tmpl): as `merge`,
+    but a null removes the key here and now, so it never reaches Helm (the chart's default applies)."""
+    result = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = overlay(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
 def without_nulls(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values as the chart will see them once Helm has applied the nulls (map keys only, as
     Helm's coalescing does): what the guards and the schema check must look at."""

@@ -18,12 +18,15 @@ from labup.errors import ConfigError, PermanentError
 from labup.traefik import guards, template
 from labup.traefik.keys import TEMPLATE_SOURCE, USER_SOURCE, ValuesError
 from labup.traefik.pin import check_lab_version, load_pin
-from labup.traefik.tree import merge, require_string_keys, without_nulls
+from labup.traefik.tree import merge, overlay, require_string_keys, without_nulls
 
 if TYPE_CHECKING:
     from labup.config import Lab
 
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+HA_TEMPLATE = "values-ha.yaml.tmpl"
+TLS_SECRET = "labup-tls"  # topology ha: cert-manager's Certificate, and the Secret it keeps the certificate in
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def build(lab: Lab, node: str | None = None) -> RenderedValues:
 
     Built once per (lab, node) in a process: pre-flight, the plan and the install all ask, and the
     schema check of the whole chart is the costly part. Each caller gets its own copy."""
-    built = _build(lab, node)
+    built = _build(lab, None if lab.ha else node)  # ha: the same values whichever node holds the VIP
     return RenderedValues(values=copy.deepcopy(built.values), node=built.node, notes=built.notes)
 
 
@@ -55,7 +58,11 @@ def _build(lab: Lab, node: str | None) -> RenderedValues:
     pin = load_pin()
     notes = [f"Helm values for chart {pin.name} {pin.version} (Traefik {pin.app_version}), rendered by labup "
              f"for lab '{lab.name}'."]
-    if node is None:
+    if lab.ha:
+        node = lab.control_planes[0].name  # only said in messages: the DaemonSet runs on every one
+        notes += ["topology: ha: a DaemonSet on every control-plane node; cert-manager issues the certificate "
+                  f"into Secret {TLS_SECRET}."]
+    elif node is None:
         node = lab.control_planes[0].name
         notes += [f"nodeSelector: {node} is the first control-plane node in lab.yaml: no cluster was asked.",
                   "`labup apply` pins Traefik to the node that holds the VIP at that time."]
@@ -65,11 +72,14 @@ def _build(lab: Lab, node: str | None) -> RenderedValues:
     else:
         notes.append(f"nodeSelector: {node} holds the VIP {lab.vip.address}.")
 
-    base = template.fill(template.load_template(), _params(lab, node))
+    params = _params(lab, node)
+    base = template.fill(template.load_template(), params)
+    if lab.ha:
+        base = overlay(base, template.fill(template.load_template(name=HA_TEMPLATE), params))
     try:
         user = load_user_values(lab.traefik.values)
         values = merge(base, user)
-        check(values, base)
+        check(values, base, lab.topology)
     except ValuesError as exc:
         if exc.source != USER_SOURCE or lab.traefik.values is None:
             raise
@@ -81,12 +91,15 @@ def _build(lab: Lab, node: str | None) -> RenderedValues:
     return RenderedValues(values=values, node=node, notes=tuple(notes))
 
 
-def check(values: Mapping[str, Any], base: Mapping[str, Any]) -> None:
+def check(values: Mapping[str, Any], base: Mapping[str, Any], topology: str = "single") -> None:
     """Guards, then the schema, on the values as the chart will see them. A problem is blamed on the
     template (which users may edit too) when the template alone has it at the same stage, else on
     the user's file: the merge brought it in, even when the key it names is the template's (a
     user's `port: 8000` makes the template's `hostPort: 80` wrong)."""
-    for stage in (_guards, _schema):
+    def guards_of_topology(v: Mapping[str, Any]) -> None:
+        guards.check_all(v, topology)
+
+    for stage in (guards_of_topology, _schema):
         try:
             stage(without_nulls(values))
         except ValuesError:
@@ -95,10 +108,6 @@ def check(values: Mapping[str, Any], base: Mapping[str, Any]) -> None:
             except ValuesError as own:
                 raise own.from_source(TEMPLATE_SOURCE) from None
             raise
-
-
-def _guards(values: Mapping[str, Any]) -> None:
-    guards.check_all(values)
 
 
 def _schema(values: Mapping[str, Any]) -> None:
@@ -138,6 +147,12 @@ def _params(lab: Lab, node: str) -> dict[str, Any]:
         "ca_server": LETSENCRYPT_STAGING if acme.staging else None,
         "domains": [{"main": d} for d in lab.traefik.domains],
         "default_cert_domain": default_cert_domain(lab.traefik.domains),
+        # topology ha (values-ha.yaml.tmpl)
+        "tls_secret": TLS_SECRET,
+        "account_secret": f"{acme.resolver}-account-key",
+        "acme_server": LETSENCRYPT_STAGING if acme.staging else LETSENCRYPT_PRODUCTION,
+        "dns_names": list(lab.traefik.domains),
+        "ingress_class": lab.traefik.release,
     }
 
 

@@ -1,0 +1,44 @@
+"""Phase cert-manager (topology: ha only): cert-manager installed by Helm, before Traefik.
+
+In topology ha every control-plane node runs a Traefik, and Traefik's built-in ACME cannot share its
+state between instances (wall 6). cert-manager obtains the certificate instead and keeps it in a
+Secret every Traefik serves from its default TLS store.
+
+Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just to undo):
+- `release`: `helm upgrade --install` of the pinned chart (phases/certmanager/chart.yaml) with
+  labup's values (CRDs with the release, kept on uninstall), validated offline against that chart
+  version's own schema; only when the deployed chart or values differ. Undo: back to the revision
+  live before this run, or uninstall when this run installed it.
+
+The Issuer (ACME, HTTP-01 through Traefik) and the Certificate are part of Traefik's release
+(phases/traefik/values-ha.yaml.tmpl): they need this release's CRDs, which is why this phase comes first.
+The step lives in labup.certmanager.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labup.engine.model import Phase
+from labup.phases import PHASE_HELP
+
+if TYPE_CHECKING:
+    from labup.config import Lab
+    from labup.engine.context import Context
+    from labup.engine.model import Step
+
+
+def steps(ctx: Context) -> list[Step]:
+    from labup.certmanager.release import CertManagerRelease
+
+    return [CertManagerRelease(ctx)]
+
+
+def render(lab: Lab) -> str:
+    """`labup render cert-manager`: the values the release gets (offline)."""
+    from labup.certmanager.values import render as values
+
+    return values(lab)
+
+
+PHASE = Phase("cert-manager", PHASE_HELP["cert-manager"], steps=steps)
