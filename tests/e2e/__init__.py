@@ -3,7 +3,7 @@ Talos-like cluster, real helm and the stand-in chart, kept in agreement by two m
 
 from .counters import Counts
 from .simlab import STANDIN_CHART, LabupRun, SimLab
-from .topology import CLIENT, DEFAULT_NODES, DOMAIN, TWO_CP_NODES, VIP, LabNode
+from .topology import CLIENT, DEFAULT_NODES, DOMAIN, HA_NODES, TWO_CP_NODES, VIP, LabNode
 
-__all__ = ["CLIENT", "DEFAULT_NODES", "DOMAIN", "STANDIN_CHART", "TWO_CP_NODES", "VIP", "Counts", "LabNode",
+__all__ = ["CLIENT", "DEFAULT_NODES", "DOMAIN", "HA_NODES", "STANDIN_CHART", "TWO_CP_NODES", "VIP", "Counts", "LabNode",
            "LabupRun", "SimLab"]

@@ -100,6 +100,7 @@ class _Watched:
     renew: str | None = None  # resolver whose stored certificate for the domain is renewed at start
     requested_at: float | None = None
     done: bool = False
+    from_secret: Issued | None = None  # topology ha: the files the default TLS store's Secret is served from
 
 
 class AcmeSim(Background):
@@ -166,6 +167,12 @@ class AcmeSim(Background):
         self.emu.append_log(pod.namespace, pod.name, f"{_STAMP} INF Traefik version 3.7.11 built on unknown")
         watched = _Watched(pod, flag)
         issued = self.certs.good
+        if not _resolver_args(pod.obj):  # no built-in ACME (topology ha): the default TLS store's Secret
+            watched.from_secret = Issued(self.certs.good.cert, self.certs.good.key,
+                                         self.folder / f"{pod.uid}-secret.crt", self.folder / f"{pod.uid}-secret.key")
+            with self._lock:
+                self._pods[pod.uid] = watched
+            return Issuance(self.certs.traefik_default, watched.from_secret, flag)
         with self._lock:
             disk = self._disk(pod)
             if disk is not None:
@@ -271,6 +278,9 @@ class AcmeSim(Background):
                     self.errors.append(f"{w.pod.name}: {exc!r}")
 
     def _step(self, w: _Watched) -> None:
+        if w.from_secret is not None:
+            self._serve_secret(w, w.from_secret)
+            return
         args = _args(w.pod.obj)
         requester = "s"
         if w.renew is not None:
@@ -306,6 +316,25 @@ class AcmeSim(Background):
                             f"{_STAMP} ERR Unable to obtain ACME certificate for domain{requester} {error} "
                             f"ACME CA={resolver.ca} acmeCA={resolver.ca} domains=[\"{self.domain}\"] "
                             f"providerName={resolver.name}.acme")
+
+    def _serve_secret(self, w: _Watched, files: Issued) -> None:
+        """Traefik's kubernetesCRD provider: the TLSStore "default" names a Secret (defaultCertificate);
+        once that Secret holds tls.crt and tls.key, they are what Traefik serves."""
+        import base64
+
+        tlsstores = self.emu.registry.lookup("traefik.io", "v1alpha1", "tlsstores")
+        store = self.emu.store.find(tlsstores, w.pod.namespace, "default") if tlsstores else None
+        name = (((store or {}).get("spec") or {}).get("defaultCertificate") or {}).get("secretName")
+        secret = self.emu.find("v1", "Secret", name, w.pod.namespace) if name else None
+        data = (secret or {}).get("data") or {}
+        if "tls.crt" not in data or "tls.key" not in data:
+            return
+        files.cert_path.write_bytes(base64.b64decode(data["tls.crt"]))
+        files.key_path.write_bytes(base64.b64decode(data["tls.key"]))
+        files.key_path.chmod(0o600)
+        w.flag.touch()
+        w.done = True
+        self.issued.append(w.pod.name)
 
     def _save(self, resolver: _Resolver, *, certificate: bool) -> None:
         """SaveAccount / SaveCertificates: the resolver's data replaced, the whole file rewritten."""
@@ -347,6 +376,10 @@ class AcmeSim(Background):
             for ing in self.emu.store.list(ingresses)[0] if ingresses else []:
                 names |= {r["host"] for r in (ing.get("spec") or {}).get("rules") or [] if r.get("host")}
         return names, requester
+
+
+def _resolver_args(pod: dict[str, Any]) -> list[str]:
+    return [a for a in _args(pod) if a.lower().startswith("--certificatesresolvers.")]
 
 
 def _args(pod: dict[str, Any]) -> list[str]:

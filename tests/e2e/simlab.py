@@ -42,6 +42,7 @@ import yaml
 from kubernetes import client, config
 
 from .acme import AcmeSim
+from .certmanager import CertManagerSim
 from .counters import Counts, count, helm_calls, write_helm_wrapper
 from .mirrors import PodMirror, VipMirror
 from .oneshot import OneShotRunner, one_shot
@@ -56,6 +57,7 @@ from talos_sim.sim import TalosSim
 T = TypeVar("T")
 TESTS = Path(__file__).resolve().parents[1]
 STANDIN_CHART = TESTS / "charts" / "traefik-standin"
+CERT_MANAGER_CHART = TESTS / "charts" / "cert-manager-standin"
 LABUP = str(Path(sys.executable).with_name("labup"))
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # `ip` for labup and netlab
 
@@ -158,6 +160,8 @@ class SimLab:
         self.acme = AcmeSim(self.emu, self.certs, self.domain, self.root / "acme", files_dir=self.files_dir,
                             addresses={n.name: n.address for n in self.nodes}).start()
         self._stack.callback(self.acme.stop)
+        self.cert_manager = CertManagerSim(self.emu, self.certs).start()  # idle until its CRDs exist
+        self._stack.callback(self.cert_manager.stop)
         self.pod_mirror = PodMirror(self.net, {n.name: n.netns for n in self.nodes}, self.certs.good,
                                     follow=lambda pod: pod.namespace == self.traefik_namespace and not one_shot(pod),
                                     decide=self.acme.decide, forget=self.acme.forget)
@@ -225,6 +229,8 @@ class SimLab:
             errors += [f"kubeemu: {e}" for e in self.emu.internal_errors]
         if hasattr(self, "acme"):
             errors += [f"acme: {e}" for e in self.acme.errors]
+        if hasattr(self, "cert_manager"):
+            errors += [f"cert-manager: {e}" for e in self.cert_manager.errors]
         if hasattr(self, "one_shots"):
             errors += [f"one-shot pod: {e}" for e in self.one_shots.errors]
         if self._api is not None:
@@ -251,6 +257,11 @@ class SimLab:
             "verify": {"timeout_s": 3, "ca_file": str(self.certs.ca.cert_path)},
             "retry": {"attempts": 4, "initial_s": 0.01, "max_s": 0.05, "total_s": 10},
         }
+
+    def ha_lab_data(self) -> dict[str, Any]:
+        """lab_data() for topology ha: cert-manager from its stand-in chart, short waits."""
+        return {**self.lab_data(), "topology": "ha",
+                "cert_manager": {"chart": str(CERT_MANAGER_CHART), "wait_timeout_s": 10}}
 
     def write_lab(self, data: dict[str, Any] | None = None, path: Path | None = None,
                   **sections: dict[str, Any] | list[Any] | str | None) -> Path:

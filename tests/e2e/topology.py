@@ -47,6 +47,14 @@ TWO_CP_NODES: tuple[LabNode, ...] = (
     LabNode("wk-1", "wk", "192.0.2.11", "worker"),
 )
 
+# topology ha: three control planes (etcd quorum; the VIP may go to any) and a worker (cert-manager's)
+HA_NODES: tuple[LabNode, ...] = (
+    LabNode("cp-1", "cp", "192.0.2.10", "controlplane"),
+    LabNode("cp-2", "cq", "192.0.2.12", "controlplane"),
+    LabNode("cp-3", "cr", "192.0.2.13", "controlplane"),
+    LabNode("wk-1", "wk", "192.0.2.11", "worker"),
+)
+
 
 def net_nodes(nodes: Sequence[LabNode]) -> list[NetNode]:
     return [n.net_node for n in nodes] + [CLIENT]

@@ -101,13 +101,16 @@ def main() -> None:
     https.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     https.tls.load_cert_chain(args.cert, args.key)
     if args.acme_cert:
-        issued = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        issued.load_cert_chain(args.acme_cert, args.acme_key)
         flag = args.acme_when
+        loaded: list[ssl.SSLContext] = []
 
         def pick(tls: ssl.SSLObject, sni: str | None, ctx: ssl.SSLContext) -> None:
             if flag and os.path.exists(flag):
-                tls.context = issued
+                if not loaded:  # read when it comes (a Secret Traefik watches is written after it starts)
+                    issued = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    issued.load_cert_chain(args.acme_cert, args.acme_key)
+                    loaded.append(issued)
+                tls.context = loaded[0]
 
         https.tls.sni_callback = pick  # type: ignore[assignment]
     for srv in (http, https):

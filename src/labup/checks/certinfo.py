@@ -81,3 +81,18 @@ def _name_matches(pattern: str, domain: str) -> bool:
     if pattern.startswith("*.") and "." in domain:
         return domain.split(".", 1)[1] == pattern[2:]
     return False
+
+
+def first_der_sha256(chain_pem: bytes) -> str | None:
+    """sha256 of the leaf (first certificate) of a PEM chain, None when there is none: compared with
+    the sha256 of what a server presents."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        leaf = x509.load_pem_x509_certificates(chain_pem)[0]
+    except (ValueError, IndexError):
+        return None
+    return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()

@@ -58,6 +58,8 @@ def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> Che
         return CheckResult("traefik-placement", FAIL, f"no Traefik pod is ready ({states})",
                            hint=f"`kubectl -n {t.namespace} describe pod` says why (scheduling, PSA, ports)", data=data)
     nodes = sorted({p.node for p in running if p.node})
+    if lab.ha:
+        return _judge_ha_placement(lab, running, nodes, holder, data)
     if holder is None:
         return CheckResult("traefik-placement", WARN,
                            f"Traefik runs on {', '.join(nodes)}; the VIP's holder is unknown",
@@ -72,6 +74,35 @@ def judge_placement(lab: Lab, pods: list[TraefikPod], holder: str | None) -> Che
                            hint="`labup phase traefik` sets hostNetwork: true", data=data)
     return CheckResult("traefik-placement", PASS, f"Traefik runs on {holder}, the VIP's node, on the host network",
                        data=data)
+
+
+def _judge_ha_placement(lab: Lab, running: list[TraefikPod], nodes: list[str], holder: str | None,
+                        data: dict[str, Any]) -> CheckResult:
+    """Topology ha: a ready Traefik on the holder is what answers; one on every other control-plane
+    node is what keeps answering when the VIP moves (missing ones: a warning)."""
+    t = lab.traefik
+    missing = [n.name for n in lab.control_planes if n.name not in nodes]
+    data["missing"] = missing
+    if holder is None:
+        return CheckResult("traefik-placement", WARN, f"Traefik runs on {', '.join(nodes)}; the VIP's holder is "
+                           "unknown", hint="see vip-holder", data=data)
+    if holder not in nodes:
+        return CheckResult("traefik-placement", FAIL,
+                           f"no ready Traefik on {holder}, which holds the VIP (ready on {', '.join(nodes)}): the "
+                           "connection paradox", hint=f"`kubectl -n {t.namespace} get pods -o wide` and `kubectl -n "
+                           f"{t.namespace} describe daemonset {t.release}` say why the pod on {holder} is not ready",
+                           data=data)
+    if not all(p.host_network for p in running):
+        return CheckResult("traefik-placement", FAIL, "Traefik does not use the host network",
+                           hint="`labup phase traefik` sets hostNetwork: true", data=data)
+    if missing:
+        return CheckResult("traefik-placement", WARN,
+                           f"Traefik is ready on {holder}, which holds the VIP; none is ready on {', '.join(missing)}: "
+                           "the VIP moving there would find no Traefik",
+                           hint=f"`kubectl -n {t.namespace} describe daemonset {t.release}`; a cordoned or tainted "
+                                "control-plane node gets no pod", data=data)
+    return CheckResult("traefik-placement", PASS, f"Traefik is ready on every control-plane node ({', '.join(nodes)}), "
+                       f"{holder} holds the VIP, on the host network", data=data)
 
 
 # -- psa-label ------------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ class KubeFacts(Protocol):
     def release_status(self) -> Mapping[str, Any] | None:  # `helm status -o json`, None if no release
         ...
 
+    def certificate(self) -> Mapping[str, Any] | None: ...  # topology ha: cert-manager's Certificate
+
+    def tls_secret_chain(self) -> bytes | None: ...  # topology ha: the Secret's tls.crt (PEM), None if absent
+
 
 class LabKubeFacts:
     """One per verify: the Traefik pods, the namespace's labels and the release status."""
@@ -89,6 +93,21 @@ class LabKubeFacts:
                 "chart": {"metadata": {"name": latest.chart_name, "version": latest.chart_version}},
                 # every revision's number and status: a stuck release's hint names the one to go back to
                 "history": [{"revision": r.revision, "status": r.status} for r in history]}
+
+    def certificate(self) -> Mapping[str, Any] | None:
+        from labup.traefik.values import TLS_SECRET
+
+        return self.kube.get_custom("cert-manager.io", "v1", "certificates", self.lab.traefik.namespace, TLS_SECRET)
+
+    def tls_secret_chain(self) -> bytes | None:
+        """The certificate chain cert-manager stored (tls.crt only: the key is never read)."""
+        import base64
+
+        from labup.traefik.values import TLS_SECRET
+
+        secret = self.kube.get_secret(self.lab.traefik.namespace, TLS_SECRET)
+        encoded = ((secret or {}).get("data") or {}).get("tls.crt")
+        return base64.b64decode(encoded) if isinstance(encoded, str) else None
 
     def _helm(self) -> HelmAdapter:
         """helm itself, only when HELM_DRIVER keeps releases elsewhere than in Secrets."""

@@ -64,7 +64,8 @@ CERT_NOTE_EVERY_S = 30.0
 
 
 def acme_pending(result: CheckResult) -> bool:
-    """https-cert sees Traefik's default certificate and Traefik's log shows no ACME error (yet)."""
+    """https-cert sees Traefik's default certificate and Traefik's log (ha: cert-manager's Certificate)
+    shows no error (yet)."""
     domains = result.data.get("domains") or {}
     missing = any(facts.get("acme_missing") for facts in domains.values())
     return result.failed and missing and (result.data.get("acme") or {}).get("kind") is None
@@ -80,8 +81,8 @@ def await_certificate(ctx: Context, first: CheckResult) -> CheckResult:
     limit = ctx.lab.traefik.cert_timeout_s
     started = time.monotonic()
     domains = ", ".join(ctx.lab.traefik.domains)
-    ctx.reporter.note(f"waiting up to {limit:g}s for Traefik's ACME certificate for {domains} "
-                      "(traefik.cert_timeout_s)")
+    who = "cert-manager's" if ctx.lab.ha else "Traefik's ACME"
+    ctx.reporter.note(f"waiting up to {limit:g}s for {who} certificate for {domains} (traefik.cert_timeout_s)")
     result, noted, interval = first, started, CERT_POLL_S[0]
     while acme_pending(result):
         left = limit - (time.monotonic() - started)

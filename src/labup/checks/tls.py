@@ -4,6 +4,7 @@ succeeded) and Let's Encrypt staging certificates."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,74 @@ def https_cert(ctx: CheckContext) -> CheckResult:
     status = max((v[0] for v in verdicts), key=_RANK.__getitem__)
     summary = "; ".join(v[1] for v in verdicts)
     hints = list(dict.fromkeys(v[2] for v in verdicts if v[2] and v[0] != PASS))
+    if ctx.lab.ha:
+        status, summary = _from_secret(ctx, status, summary, data)
     if any(facts.get("acme_missing") for facts in data["domains"].values()):
-        reason, hint, data["acme"] = acme_reason(ctx)
+        reason, hint, data["acme"] = certificate_reason(ctx) if ctx.lab.ha else acme_reason(ctx)
         summary += f"; {reason}"
         hints = [hint]
     return CheckResult("https-cert", status, summary, hint=" | ".join(hints) or None, data=data)
+
+
+def _from_secret(ctx: CheckContext, status: str, summary: str, data: dict[str, Any]) -> tuple[str, str]:
+    """Topology ha: the served certificate should be the one cert-manager keeps in its Secret (what
+    every Traefik serves from its default TLS store). Says which Secret, or that it is not that one."""
+    from labup.checks.kube import kube_facts
+    from labup.errors import LabupError
+    from labup.traefik.values import TLS_SECRET
+
+    where = f"{ctx.lab.traefik.namespace}/{TLS_SECRET}"
+    data["secret"] = where
+    served = [f for f in data["domains"].values() if f.get("der_sha256") and not f.get("traefik_default")]
+    if not served:
+        return status, summary
+    try:
+        chain = kube_facts(ctx).tls_secret_chain()
+    except LabupError as exc:
+        return status, f"{summary}; Secret {where} could not be read ({exc.message})"
+    if chain is None:
+        return _worse(status, WARN), f"{summary}; Secret {where} does not exist: this certificate is not cert-manager's"
+    from labup.checks.certinfo import first_der_sha256
+
+    stored = first_der_sha256(chain)
+    if all(f["der_sha256"] == stored for f in served):
+        return status, f"{summary} (from Secret {where}, issued by cert-manager)"
+    return _worse(status, WARN), (f"{summary}; the served certificate is not the one in Secret {where} (Traefik "
+                                  "may not have loaded a renewal yet)")
+
+
+def _worse(a: str, b: str) -> str:
+    return max(a, b, key=_RANK.__getitem__)
+
+
+def certificate_reason(ctx: CheckContext) -> tuple[str, str, dict[str, Any]]:
+    """Topology ha: why there is no certificate yet, from cert-manager's Certificate: (summary part,
+    hint, data); data["kind"] None while it is still being issued (apply waits), "failed" once
+    cert-manager says issuance failed."""
+    from labup.checks.kube import kube_facts
+    from labup.errors import LabupError
+    from labup.traefik.values import TLS_SECRET
+
+    t = ctx.lab.traefik
+    name = f"Certificate {t.namespace}/{TLS_SECRET}"
+    hint = (f"`kubectl -n {t.namespace} describe certificate {TLS_SECRET}` and `kubectl -n {t.namespace} get "
+            f"challenges` (cert-manager's account of the order); {_acme_hint(ctx.lab, ', '.join(t.domains))}")
+    try:
+        cert = kube_facts(ctx).certificate()
+    except LabupError as exc:
+        return f"{name} could not be read ({exc.message})", hint, {"certificate": "unreadable", "kind": "unreadable"}
+    if cert is None:
+        return (f"{name} does not exist: cert-manager has nothing to issue", "run `labup phase traefik` (its release "
+                "creates the Issuer and the Certificate)", {"certificate": None, "kind": "missing"})
+    status = cert.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    issuing, ready = conditions.get("Issuing") or {}, conditions.get("Ready") or {}
+    failed = bool(status.get("lastFailureTime")) or issuing.get("reason") == "Failed"
+    said = (issuing if failed else ready).get("message") or ready.get("reason") or "no status yet"
+    data = {"certificate": name, "kind": "failed" if failed else None, "message": said}
+    if failed:
+        return f"cert-manager failed to issue {name}: {said}", hint, data
+    return f"cert-manager is still issuing {name}: {said}", hint, data
 
 
 def acme_reason(ctx: CheckContext) -> tuple[str, str, dict[str, Any]]:
@@ -106,6 +170,7 @@ def judge_cert(lab: Lab, domain: str, answer: TlsAnswer, info: CertInfo,
                             "not_before": info.not_before.isoformat() if info.not_before else None,
                             "staging": info.is_staging, "traefik_default": info.is_traefik_default,
                             "verified": answer.verified, "verify_error": answer.verify_error,
+                            "der_sha256": hashlib.sha256(answer.der).hexdigest(),
                             "tls_version": answer.tls_version}
     issuer = info.issuer_cn or info.issuer
     acme = _acme_hint(lab, domain)
