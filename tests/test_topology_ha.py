@@ -9,6 +9,8 @@ chart brings the real chart's schema and CRD names, CertManagerSim issues as cer
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labup.traefik.keys import ValuesError
+
+from conftest import REPO, example_data, run_labup
 from e2e import HA_NODES, LabupRun, SimLab
-from conftest import REPO
 
 CM_PIN = REPO / "phases" / "certmanager"
 CM_STANDIN = REPO / "tests" / "charts" / "cert-manager-standin"
@@ -88,3 +92,123 @@ def test_ha_apply_converges_verify_passes_and_failover_needs_no_reapply(simlab: 
     assert (lab.counts() - before).writes == 0, again.stderr
     assert len(lab.cert_manager.orders) == 1
     print(f"\nha: apply {apply_s:.2f}s, verify {verify_s:.2f}s")
+
+
+def ha_lab_file(tmp_path: Path, planes: int = 3, values_text: str | None = None, **changes: object) -> Path:
+    """The example lab as topology ha: `planes` control planes (192.0.2.10+) and a worker."""
+    data = example_data()
+    data["topology"] = "ha"
+    data["nodes"] = [{"name": f"cp-{i}", "address": f"192.0.2.{10 + i}", "role": "controlplane"}
+                     for i in range(1, planes + 1)] + [{"name": "wk-1", "address": "192.0.2.30", "role": "worker"}]
+    data["vip"]["address"] = "192.0.2.250"
+    data["traefik"]["acme"]["email"] = "admin@labup-tests.dev"
+    if values_text is not None:
+        (tmp_path / "extra-values.yaml").write_text(values_text)
+        data["traefik"]["values"] = "extra-values.yaml"
+    data.update(changes)
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def refused(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "nothing was touched" in result.stderr or "nothing was changed" in result.stderr
+    for text in expected:
+        assert text in result.stderr, f"{text!r} not in:\n{result.stderr}"
+
+
+def test_ha_values_pass_helm_lint_strict_and_template_with_the_real_schema(tmp_path: Path) -> None:
+    """The ha values against chart 41.3.0's own schema (helm 4.1.4, the stand-in carrying that schema):
+    a DaemonSet with host ports, the control-plane toleration and selector, maxSurge 0, no resolver."""
+    from helmdist import real_helm
+
+    helm = real_helm("4.1.4")
+    render = run_labup("-c", str(ha_lab_file(tmp_path)), "render", "traefik")
+    assert render.returncode == 0, render.stderr
+    values = tmp_path / "values.yaml"
+    values.write_text(render.stdout)
+    chart = REPO / "tests" / "charts" / "traefik-standin"
+    env = {**os.environ, "HELM_CACHE_HOME": str(tmp_path / "cache"), "HELM_CONFIG_HOME": str(tmp_path / "config")}
+    for args in (["lint", "--strict", str(chart), "-f", str(values)],
+                 ["template", "traefik", str(chart), "-n", "traefik", "-f", str(values)]):
+        done = subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    [ds] = [d for d in docs if d["kind"] == "DaemonSet"]
+    assert not [d for d in docs if d["kind"] == "Deployment"]
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert {(p["containerPort"], p.get("hostPort")) for p in pod["containers"][0]["ports"]} >= {(80, 80), (443, 443)}
+    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} \
+        in pod["tolerations"]
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    assert ds["spec"]["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
+    args = pod["containers"][0]["args"]
+    assert not [a for a in args if "certificatesresolvers" in a.lower() or "certResolver" in a]
+    kinds = {d["kind"]: d for d in docs}
+    assert kinds["TLSStore"]["spec"] == {"defaultCertificate": {"secretName": "labup-tls"}}
+    assert kinds["Certificate"]["spec"]["secretName"] == "labup-tls"
+    assert kinds["Issuer"]["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"] == "traefik"
+
+
+def test_single_renders_byte_for_byte_as_before(tmp_path: Path) -> None:
+    """topology: single is the default and its values did not move: an explicit `topology: single`
+    renders exactly what the example lab (no topology key) renders."""
+    plain = run_labup("-c", str(REPO / "examples" / "lab.yaml"), "render", "traefik")
+    data = example_data()
+    data["topology"] = "single"
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data))
+    explicit = run_labup("-c", str(path), "render", "traefik")
+    assert plain.returncode == explicit.returncode == 0
+    assert plain.stdout == explicit.stdout
+    assert "kind: Deployment" in plain.stdout and "extraObjects" not in plain.stdout
+
+
+def test_cert_manager_values_are_checked_against_its_own_schema(tmp_path: Path) -> None:
+    result = run_labup("-c", str(ha_lab_file(tmp_path)), "render", "cert-manager")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {"crds": {"enabled": True, "keep": True}}
+    from labup.traefik import schema
+
+    with pytest.raises(ValuesError, match=r"crds.install: additional properties 'install' not allowed"):
+        schema.validate({"crds": {"install": True}}, "certmanager")
+
+
+@pytest.mark.parametrize(("planes", "values_text", "changes", "expected"), [
+    (2, None, {}, ["topology: 'ha' needs at least 3 control-plane nodes; nodes lists 2 (cp-1, cp-2)"]),
+    (3, "certificatesResolvers:\n  le:\n    acme:\n      email: a@labup-tests.dev\n      storage: /data/a.json\n",
+     {}, ["traefik.values: certificatesResolvers.le.acme: built-in ACME is refused in topology: ha"]),
+    (3, "deployment:\n  kind: Deployment\n", {}, ["traefik.values: deployment.kind: 'Deployment' in topology: ha"]),
+    (3, "nodeSelector:\n  kubernetes.io/hostname: cp-1\n", {},
+     ["traefik.values: nodeSelector.kubernetes.io/hostname: pins Traefik to one node"]),
+    (3, None, {"cert_manager": {"chart_version": "v1.20.0"}}, ["cert_manager.chart_version: 'v1.20.0'"]),
+], ids=["two-control-planes", "built-in-acme", "deployment", "hostname-pin", "other-chart"])
+def test_ha_refusals_exit_2_naming_the_field_and_touch_nothing(tmp_path: Path, planes: int, values_text: str | None,
+                                                               changes: dict[str, object], expected: list[str]) -> None:
+    lab = ha_lab_file(tmp_path, planes, values_text, **changes)
+    # a dry run would read the lab: these are refused before, so no tool is even looked for
+    for argv in (["render", "traefik"], ["apply", "--dry-run"]):
+        if argv[0] == "render" and "cert_manager" in changes:
+            argv = ["render", "cert-manager"]
+        refused(run_labup("-c", str(lab), *argv, env={"PATH": "/nonexistent"}), *expected)
+
+
+def test_ha_refuses_the_tls_challenge(tmp_path: Path) -> None:
+    data = yaml.safe_load(ha_lab_file(tmp_path).read_text())
+    data["traefik"]["acme"]["challenge"] = "tls"
+    path = tmp_path / "tls.yaml"
+    path.write_text(yaml.safe_dump(data))
+    refused(run_labup("-c", str(path), "render", "traefik"), "traefik.acme.challenge: 'tls' cannot be used")
+
+
+def test_daemonset_in_single_exits_2_naming_deployment_kind(tmp_path: Path) -> None:
+    data = example_data()
+    (tmp_path / "v.yaml").write_text("deployment:\n  kind: DaemonSet\ncertificatesResolvers: null\n")
+    data["traefik"]["values"] = "v.yaml"
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data))
+    refused(run_labup("-c", str(path), "render", "traefik"),
+            "traefik.values: deployment.kind: 'DaemonSet' runs one Traefik per node, which is topology: ha")
