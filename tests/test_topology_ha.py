@@ -212,3 +212,76 @@ def test_daemonset_in_single_exits_2_naming_deployment_kind(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump(data))
     refused(run_labup("-c", str(path), "render", "traefik"),
             "traefik.values: deployment.kind: 'DaemonSet' runs one Traefik per node, which is topology: ha")
+
+
+@pytest.mark.root
+def test_switching_single_to_ha_and_back_is_a_planned_change_that_leaves_nothing(
+        simlab: Callable[..., SimLab]) -> None:
+    lab = simlab(nodes=HA_NODES)  # topology single first, on a lab that could be ha
+    ok(lab.labup("apply"))
+    [single_node] = [p.node for p in lab.running_traefik()]
+
+    lab.write_lab(lab.ha_lab_data())
+    plan = ok(lab.labup("apply", "--dry-run"))
+    steps = plan.steps()
+    assert steps["cert-manager/release"]["status"] == "would-change"
+    assert "topology single -> ha" in steps["traefik/release"]["summary"]
+    ok(lab.labup("apply"))
+    assert sorted(p.node for p in lab.running_traefik()) == ["cp-1", "cp-2", "cp-3"]
+    assert lab.emu.list("apps/v1", "Deployment", "traefik") == []
+    assert lab.emu.list("apps/v1", "ReplicaSet", "traefik") == []
+
+    lab.write_lab()  # back to single
+    plan = ok(lab.labup("apply", "--dry-run"))
+    assert "topology ha -> single" in plan.steps()["traefik/release"]["summary"]
+    back = ok(lab.labup("apply"))
+    assert back.steps()["traefik/ha-leftovers"]["status"] == "changed", back.stderr
+    assert [p.node for p in lab.running_traefik()] == [single_node]
+    assert lab.emu.list("apps/v1", "DaemonSet", "traefik") == []
+    assert lab.emu.list("apps/v1", "Deployment", "cert-manager") == []  # labup's cert-manager is gone
+    assert lab.emu.find("v1", "Secret", "labup-tls", "traefik") is None
+    for kind in ("Issuer", "Certificate"):
+        assert lab.emu.list("cert-manager.io/v1", kind, "traefik") == []
+    before = lab.counts()
+    ok(lab.labup("apply"))
+    assert (lab.counts() - before).writes == 0
+
+
+@pytest.mark.root
+def test_rollback_undoes_cert_manager_like_any_phase(simlab: Callable[..., SimLab]) -> None:
+    lab = ha_lab(simlab)
+    ok(lab.labup("apply"))
+    assert lab.emu.list("apps/v1", "Deployment", "cert-manager")
+    ok(lab.labup("rollback", "--yes"))
+    assert lab.emu.list("apps/v1", "Deployment", "cert-manager") == []
+    assert lab.emu.list("apps/v1", "DaemonSet", "traefik") == []
+    # the CRDs stay (crds.keep): deleting one deletes every object of its kind, not only labup's
+    assert lab.emu.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", "certificates.cert-manager.io")
+
+
+@pytest.mark.root
+def test_ha_verify_warns_for_a_control_plane_without_traefik_and_names_cert_manager_failures(
+        simlab: Callable[..., SimLab]) -> None:
+    lab = ha_lab(simlab)
+    lab.cert_manager.failure = "connection"
+    run = lab.labup("apply")
+    assert run.returncode == 1
+    cert = run.checks()["https-cert"]
+    assert "cert-manager failed to issue Certificate traefik/labup-tls" in cert["summary"], cert
+    assert "Timeout during connect" in cert["summary"]
+    assert run.elapsed < 15  # a failure ends the certificate wait (cert_timeout_s 20)
+
+    # cp-3 stops taking Traefik (a taint it does not tolerate): the holder still answers, cp-3 is named
+    node = lab.emu.get("v1", "Node", "cp-3")
+    node["spec"]["taints"] = [*node["spec"].get("taints", []), {"key": "maintenance", "effect": "NoExecute"}]
+    lab.emu.update("v1", "Node", node)
+    for pod in [p for p in lab.traefik_pods() if p["spec"].get("nodeName") == "cp-3"]:
+        lab.emu.store.delete(lab.emu.registry.by_kind("v1", "Pod"), "traefik", pod["metadata"]["name"])
+    lab.wait_until(lambda: "cp-3" not in [p.node for p in lab.running_traefik()])
+    placement = lab.labup("verify", "--only", "vip-holder,traefik-placement").checks()["traefik-placement"]
+    holder = lab.labup("verify", "--only", "vip-holder").checks()["vip-holder"]["data"]["holder"]
+    if holder == "cp-3":
+        assert placement["status"] == "fail"
+    else:
+        assert placement["status"] == "warn", placement
+        assert placement["data"]["missing"] == ["cp-3"]

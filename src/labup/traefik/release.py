@@ -158,6 +158,13 @@ class ReleaseStep(Step):
             raise PermanentError(stuck.message, hint=stuck.hint)
         deployed = read(ctx, lambda: release_facts(ctx).values(latest.revision),
                         f"values of release {self.release} (revision {latest.revision})")
+        from labup.traefik.leftovers import FACT as WAS_HA
+
+        if (deployed.get("deployment") or {}).get("kind") == "DaemonSet" and not self.lab.ha:
+            ctx.facts[WAS_HA] = True  # kept after the upgrade (observed again as a Deployment): leftovers reads it
+            note = f"{note} (topology ha -> single: the DaemonSet becomes one Deployment)"
+        elif self.lab.ha and (deployed.get("deployment") or {}).get("kind", "Deployment") != "DaemonSet":
+            note = f"{note} (topology single -> ha: the Deployment becomes a DaemonSet)"
         same_chart = (latest.chart_name, latest.chart_version) == (load_pin().name, self.version)
         same_values = comparable(deployed) == comparable(desired)
         if latest.status == "deployed" and same_chart and same_values:
