@@ -5,11 +5,10 @@ Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just 
   and that Kubernetes knows it and would take Traefik's pod there. Writes nothing.
 - `release`: `helm upgrade --install` of the pinned chart with labup's values, only when the
   deployed chart or values differ; helm's native rollback on failure; undo = back to the revision
-  live before this run, or uninstall when this run installed it.
+  live before this run, or uninstall when this run installed it. Back from topology ha to single, it
+  also removes labup's cert-manager release and the Secret cert-manager wrote (labup.traefik.leftovers).
 - `pod`: Traefik's pod Running and Ready on that node (bounded wait), else a precise diagnosis.
   Sets ctx.facts["traefik_node"].
-- `ha-leftovers` (topology single): after a switch back from topology ha, labup's cert-manager release
-  and the Secret cert-manager wrote are removed; no read at all unless the release step saw a DaemonSet.
 
 The parts live in labup.traefik; the values template and the chart pin in the top-level
 phases/traefik/ folder.
@@ -33,12 +32,7 @@ def steps(ctx: Context) -> list[Step]:
     from labup.traefik.release import ReleaseStep
     from labup.traefik.rollout import PodStep
 
-    steps: list[Step] = [PlacementStep(ctx), ReleaseStep(ctx), PodStep(ctx)]
-    if not ctx.lab.ha:  # back from topology ha: cert-manager and its Secret go (only then: no read otherwise)
-        from labup.traefik.leftovers import HaLeftovers
-
-        steps.append(HaLeftovers(ctx))
-    return steps
+    return [PlacementStep(ctx), ReleaseStep(ctx), PodStep(ctx)]
 
 
 def render(lab: Lab) -> str:

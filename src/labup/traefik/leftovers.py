@@ -2,19 +2,18 @@
 
 Traefik's release upgrade itself replaces the DaemonSet by the Deployment and removes the Issuer and
 the Certificate (they were part of it). Left are cert-manager's release (labup installed it for this
-lab: its description says so) and the Secret cert-manager wrote (labup-tls, cert-manager's annotation
-on it). This step removes both, and only when the Traefik release it saw before the upgrade was the
-ha shape (a DaemonSet), so a converged single lab pays no read for it. An uninstall cannot be undone
-by labup (nothing to journal); cert-manager's CRDs stay (crds.keep), and with them nothing of labup's.
+lab: its description says so) and the Secret cert-manager wrote (labup-tls, with cert-manager's
+annotation naming that Certificate). The release step removes both right after its upgrade, and only
+when the release it found was the ha shape (a DaemonSet): a converged single lab pays no read for it.
+cert-manager's CRDs stay (crds.keep): deleting a CRD deletes every object of its kind.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labup.adapters.helm import no_release
 from labup.adapters.kube import shared as kube
-from labup.engine.model import Observation, Step
 from labup.facts.release import release_facts
 from labup.traefik.access import helm
 
@@ -22,51 +21,24 @@ if TYPE_CHECKING:
     from labup.engine.context import Context
 
 FACT = "traefik_was_ha"  # set by the release step: the deployed Traefik was a DaemonSet (topology ha)
+PLANNED = "labup's cert-manager release and its Secret labup-tls go"
 
 
-class HaLeftovers(Step):
-    name = "ha-leftovers"
+def remove(ctx: Context) -> list[str]:
+    """Remove labup's cert-manager release and the Secret cert-manager wrote; what was removed."""
+    from labup.traefik.values import TLS_SECRET
 
-    def __init__(self, ctx: Context) -> None:
-        self.lab = ctx.lab
-        cm = ctx.lab.cert_manager
-        self.release, self.namespace = cm.release, cm.namespace
-
-    def observe(self, ctx: Context) -> Observation:
-        if not ctx.facts.get(FACT):
-            return Observation(True, "nothing of topology ha to remove")
-        found = self._found(ctx)
-        if not found:
-            return Observation(True, "nothing of topology ha is left")
-        return Observation(False, f"topology ha -> single: remove {' and '.join(found)} (labup's, unused in single)")
-
-    def apply(self, ctx: Context, seen: Observation) -> dict[str, Any] | None:
-        from labup.traefik.values import TLS_SECRET
-
-        if self._labups_release(ctx):
-            helm(ctx).uninstall(self.release, self.namespace, self.lab.cert_manager.wait_timeout_s)
-        if self._labups_secret(ctx):
-            kube(ctx).delete_secret(self.lab.traefik.namespace, TLS_SECRET)
-        ctx.facts[FACT] = False
-        return None  # not undoable: `labup apply` with topology: ha installs it again
-
-    def _found(self, ctx: Context) -> list[str]:
-        from labup.traefik.values import TLS_SECRET
-
-        found = []
-        if self._labups_release(ctx):
-            found.append(f"release {self.release} (namespace {self.namespace})")
-        if self._labups_secret(ctx):
-            found.append(f"Secret {self.lab.traefik.namespace}/{TLS_SECRET}")
-        return found
-
-    def _labups_release(self, ctx: Context) -> bool:
-        history = release_facts(ctx, self.release, self.namespace).history()
-        return not no_release(history) and history[-1].description.startswith(f"labup: lab {self.lab.name},")
-
-    def _labups_secret(self, ctx: Context) -> bool:
-        from labup.traefik.values import TLS_SECRET
-
-        secret = kube(ctx).get_secret(self.lab.traefik.namespace, TLS_SECRET)
-        annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
-        return secret is not None and annotations.get("cert-manager.io/certificate-name") == TLS_SECRET
+    lab = ctx.lab
+    cm = lab.cert_manager
+    removed = []
+    history = release_facts(ctx, cm.release, cm.namespace, fresh=True).history()
+    if not no_release(history) and history[-1].description.startswith(f"labup: lab {lab.name},"):
+        helm(ctx).uninstall(cm.release, cm.namespace, cm.wait_timeout_s)
+        removed.append(f"release {cm.release} (namespace {cm.namespace})")
+    k = kube(ctx)
+    secret = k.get_secret(lab.traefik.namespace, TLS_SECRET)
+    annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+    if secret is not None and annotations.get("cert-manager.io/certificate-name") == TLS_SECRET:
+        k.delete_secret(lab.traefik.namespace, TLS_SECRET)
+        removed.append(f"Secret {lab.traefik.namespace}/{TLS_SECRET}")
+    return removed

@@ -159,10 +159,11 @@ class ReleaseStep(Step):
         deployed = read(ctx, lambda: release_facts(ctx).values(latest.revision),
                         f"values of release {self.release} (revision {latest.revision})")
         from labup.traefik.leftovers import FACT as WAS_HA
+        from labup.traefik.leftovers import PLANNED
 
         if (deployed.get("deployment") or {}).get("kind") == "DaemonSet" and not self.lab.ha:
             ctx.facts[WAS_HA] = True  # kept after the upgrade (observed again as a Deployment): leftovers reads it
-            note = f"{note} (topology ha -> single: the DaemonSet becomes one Deployment)"
+            note = f"{note} (topology ha -> single: the DaemonSet becomes one Deployment; {PLANNED})"
         elif self.lab.ha and (deployed.get("deployment") or {}).get("kind", "Deployment") != "DaemonSet":
             note = f"{note} (topology single -> ha: the Deployment becomes a DaemonSet)"
         same_chart = (latest.chart_name, latest.chart_version) == (load_pin().name, self.version)
@@ -217,6 +218,13 @@ class ReleaseStep(Step):
                 raise PermanentError(f"{exc.message}; {left}", hint=exc.hint) from None
             raise
         history = release_facts(ctx).history()
+        from labup.traefik.leftovers import FACT as WAS_HA
+
+        if ctx.facts.get(WAS_HA):  # back from topology ha: what single does not use goes
+            from labup.traefik.leftovers import remove
+
+            for gone in remove(ctx):
+                ctx.reporter.note(f"topology ha -> single: removed {gone}")
         # journaled: names and numbers only
         return {"release": self.release, "namespace": self.namespace, "node": node,
                 "revision": history[-1].revision if history else None, "previous": seen.data.get("previous")}
