@@ -42,7 +42,8 @@ VALIDATOR_ONLY: dict[str, str] = {
         r"^(traefik\.values|verify\.ca_file): (file .* (does not exist|cannot be read)|.* is a directory|"
         r".* is not (readable|a regular file))",
     # address semantics a format cannot carry
-    "loopback, multicast and unspecified addresses (nodes, VIP, talos endpoints)":
+    "loopback, multicast and unspecified addresses (nodes, VIP, talos endpoints); a talos endpoint's "
+    "[IPv6] that is no address":
         r"(is a loopback, multicast or unspecified address|^talos\.endpoints\[\d+\]: .* is not an address or "
         r"host name$|^talos\.endpoints\[\d+\]: .* is not an IP address or a host name$)",
     # YAML numbers JSON Schema's types let through: 2.0 is an "integer" there, .nan compares with nothing
