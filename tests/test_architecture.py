@@ -3,7 +3,8 @@
 Every import counts: at the top, inside functions (lazy, for speed) and under TYPE_CHECKING (a type is
 still a dependency). Layers, from the bottom:
 
-    base        errors, redact, yamlsafe, validators, config, resources, warmup (lab.yaml, plain helpers)
+    base        errors, redact, yamlsafe, validators, config, labschema, resources, warmup (lab.yaml, plain
+                helpers)
     engine      engine/*: steps, runner, journal, lock; knows nothing of Talos, Helm or Kubernetes
     adapters    adapters/*: the only code that runs a tool or opens a socket
     facts       facts/*: per-run snapshots of what the adapters read
@@ -25,7 +26,7 @@ LAYERS = ("base", "engine", "adapters", "facts", "domain", "phases", "commands")
 PACKAGES = {"engine": "engine", "adapters": "adapters", "facts": "facts", "vip": "domain", "traefik": "domain",
             "checks": "domain", "helmsetup": "domain", "namespace": "domain", "certbackup": "domain",
             "certmanager": "domain", "phases": "phases"}
-BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources", "warmup"}
+BASE = {"errors", "redact", "yamlsafe", "validators", "config", "resources", "warmup", "labschema"}
 COMMANDS = {"cli", "runs", "options", "entry", "targets", "initlab", "ui", "verify_command", "backup_command",
             "restore_command", "__main__"}
 

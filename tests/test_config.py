@@ -67,12 +67,15 @@ def test_example_is_valid_and_has_the_story_lab() -> None:
     assert lab.traefik.acme.storage_dir == "/var/mnt/traefik"
 
 
+# only what is required (test_schema.py feeds it to the JSON Schema too)
+MINIMAL_LAB = {"nodes": [{"name": "cp1", "address": "192.0.2.10", "role": "controlplane"}],
+               "vip": {"address": "192.0.2.250"},
+               "traefik": {"domains": ["example.net"], "acme": {"email": "me@example.net"}}}
+
+
 def test_minimal_lab_gets_defaults(tmp_path: Path) -> None:
     path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump({
-        "nodes": [{"name": "cp1", "address": "192.0.2.10", "role": "controlplane"}],
-        "vip": {"address": "192.0.2.250"},
-        "traefik": {"domains": ["example.net"], "acme": {"email": "me@example.net"}}}))
+    path.write_text(yaml.safe_dump(MINIMAL_LAB))
     lab = load(path)
     assert lab.vip.interface == "ens18"
     assert lab.helm.version == "4.1.4"

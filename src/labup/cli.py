@@ -6,6 +6,7 @@ Imports stay light here (typer and labup's own small modules) so `labup --help` 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +15,15 @@ import typer
 from labup import __version__
 from labup.checks import CHECK_NAMES
 from labup.options import Options
-from labup.phases import PHASE_NAMES, phases_help
+from labup.phases import PHASE_HELP, PHASE_NAMES, phases_help
 
 app = typer.Typer(
     name="labup",
     help="Take a Talos homelab from 'Kubernetes is up' to 'HTTPS on a stable address', and prove it.",
     no_args_is_help=True,
-    add_completion=False,
+    # typer's own completion: --install-completion / --show-completion (bash, zsh, fish), and
+    # _LABUP_COMPLETE=complete_<shell> answered by the real console script (labup.entry)
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -32,6 +35,21 @@ DETAILED_HELP = ("exit 0 when there is nothing to do, 5 when changes are pending
 
 
 DIFF_HELP = "show what each step changes or would change (the Talos patch, labels, Helm values); -v too"
+
+
+def _names(names: tuple[str, ...], help_of: dict[str, str] | None = None) -> Callable[[str], list[tuple[str, str]]]:
+    """Shell completion of a name, or of the last name of a comma list (`--only vip,he` -> `vip,helm`)."""
+    def complete(incomplete: str) -> list[tuple[str, str]]:
+        done, comma, last = incomplete.rpartition(",")
+        given = set(done.split(","))
+        return [(done + comma + name, (help_of or {}).get(name, "")) for name in names
+                if name.startswith(last) and name not in given]
+
+    return complete
+
+
+COMPLETE_PHASES = _names(PHASE_NAMES, PHASE_HELP)
+COMPLETE_CHECKS = _names(CHECK_NAMES)
 
 
 def _version(value: bool) -> None:
@@ -77,7 +95,8 @@ def init(
     domain: Annotated[list[str] | None, typer.Option("--domain", help="a domain for the certificate, repeatable")]
     = None,
     email: Annotated[str | None, typer.Option("--email", help="the Let's Encrypt account email")] = None,
-    challenge: Annotated[str | None, typer.Option("--challenge", help="http (port 80) or tls (port 443)")] = None,
+    challenge: Annotated[str | None, typer.Option("--challenge", help="http (port 80) or tls (port 443)",
+                                                  autocompletion=_names(("http", "tls")))] = None,
 ) -> None:
     """Write your lab.yaml: from the flags, asking on a terminal for what is missing (never overwrites)."""
     from labup import runs
@@ -88,14 +107,23 @@ def init(
 
 
 @app.command()
+def schema(ctx: typer.Context) -> None:
+    """Print lab.yaml's JSON Schema, for editors (`labup init` writes it beside lab.yaml)."""
+    from labup import runs
+
+    _finish(runs.schema(ctx.obj))
+
+
+@app.command()
 def apply(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read the lab and show the plan; change nothing")]
     = False,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="run only these phases (repeatable, or a comma list)")] = None,
+        "--only", help="run only these phases (repeatable, or a comma list)",
+        autocompletion=COMPLETE_PHASES)] = None,
     skip: Annotated[list[str] | None, typer.Option(
-        "--skip", help="skip these phases (repeatable, or a comma list)")] = None,
+        "--skip", help="skip these phases (repeatable, or a comma list)", autocompletion=COMPLETE_PHASES)] = None,
     detailed_exitcode: Annotated[bool, typer.Option(
         "--detailed-exitcode", help=DETAILED_HELP)] = False,
     diff: Annotated[bool, typer.Option("--diff", help=DIFF_HELP)] = False,
@@ -113,7 +141,8 @@ def apply(
              + phases_help().replace("\n", "\n\n"))
 def phase(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PHASE_NAMES)}", show_default=False)],
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PHASE_NAMES)}", show_default=False,
+                                        autocompletion=COMPLETE_PHASES)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read and show the plan; change nothing")]
     = False,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help=DETAILED_HELP)] = False,
@@ -131,9 +160,10 @@ def phase(
 def verify(
     ctx: typer.Context,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help=f"run only these checks (repeatable, or a comma list): {', '.join(CHECK_NAMES)}")] = None,
+        "--only", help=f"run only these checks (repeatable, or a comma list): {', '.join(CHECK_NAMES)}",
+        autocompletion=COMPLETE_CHECKS)] = None,
     skip: Annotated[list[str] | None, typer.Option(
-        "--skip", help="skip these checks (repeatable, or a comma list)")] = None,
+        "--skip", help="skip these checks (repeatable, or a comma list)", autocompletion=COMPLETE_CHECKS)] = None,
 ) -> None:
     """Prove it works: VIP ARP and holder, Traefik placement, HTTP redirect, certificate, PSA, release."""
     from labup import runs
@@ -145,7 +175,7 @@ def verify(
 def render(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(help="vip (the Talos patch per node), traefik or cert-manager (Helm values)",
-                                        show_default=False)],
+                                        show_default=False, autocompletion=_names(("vip", "traefik", "cert-manager")))],
 ) -> None:
     """Print the exact Talos patch or Helm values labup would apply (offline)."""
     from labup import runs
@@ -186,7 +216,8 @@ def restore(
 def rollback(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(
-        help="undo only this phase [default: every phase, newest first]", show_default=False)] = None,
+        help="undo only this phase [default: every phase, newest first]", show_default=False,
+        autocompletion=COMPLETE_PHASES)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be undone; change nothing")]
     = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do it without a terminal (scripts, CI)")] = False,

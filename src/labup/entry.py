@@ -18,7 +18,8 @@ def _fast_path(argv: list[str]) -> bool:
 
         sys.stdout.write(f"labup {__version__}\n")
         return True
-    if tuple(argv) not in _HELP_ARGS or os.environ.get("LABUP_NO_FAST_HELP"):
+    # a shell asking for completions runs `labup` with no arguments: typer answers it (labup.cli)
+    if tuple(argv) not in _HELP_ARGS or os.environ.get("LABUP_NO_FAST_HELP") or os.environ.get("_LABUP_COMPLETE"):
         return False
     # click wraps help to min(terminal width, 80): the snapshot is the 80-column rendering
     columns = os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 80

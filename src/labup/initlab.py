@@ -1,6 +1,7 @@
 """`labup init`: write the user's lab.yaml from the facts they give (flags, or answers on a terminal).
 
-The commented example (examples/lab.yaml) is the template: its facts (nodes, VIP, interface, domains,
+The commented example (examples/lab.yaml) is the template (its opening comment replaced by the
+yaml-language-server modeline and a line of init's own): its facts (nodes, VIP, interface, domains,
 email, challenge) are replaced by the user's, every other line and comment kept. A fact nobody gave
 becomes a `CHANGE-ME` placeholder that fails validation until edited, so a half-written lab can never
 be applied by mistake.
@@ -14,6 +15,11 @@ from dataclasses import dataclass, field
 
 from labup.config import PLACEHOLDER
 from labup.errors import UsageError
+from labup.resources import SCHEMA_NAME
+
+# the first line: editors with the YAML language server (VS Code, Neovim, Helix...) check and complete
+# lab.yaml against the schema init writes beside it (offline; `labup schema` prints it again)
+MODELINE = f"# yaml-language-server: $schema={SCHEMA_NAME}"
 
 
 @dataclass
@@ -108,7 +114,7 @@ def render(example: str, facts: Facts) -> str:
     text = _set(text, r"^  domains: \[[^\]]*\]", f"  domains: [{domains}]")
     text = _set(text, r"^    email: \S+", f"    email: {facts.email or PLACEHOLDER}")
     text = _set(text, r"^    challenge: \S+", f"    challenge: {facts.challenge or 'http'}")
-    head = ("# lab.yaml written by `labup init`" + (": replace every CHANGE-ME before `labup apply`"
+    head = (MODELINE + "\n" + "# lab.yaml written by `labup init`" + (": replace every CHANGE-ME before `labup apply`"
                                                     if PLACEHOLDER in text else "") + "\n")
     return head + re.sub(r"(?s)^(#[^\n]*\n)+", "", text, count=1)
 

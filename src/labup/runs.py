@@ -152,16 +152,47 @@ def init(opts: Options, directory: str, flags: dict[str, Any]) -> int:
             raise UsageError(f"DIR: cannot write {target}: {exc.strerror or exc}") from None
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        schema = _write_schema_beside(target)
         todo = "replace each CHANGE-ME, then " if initlab.PLACEHOLDER in text else ""
         # the next step in plain weight on stderr: it is what the user reads next, not a side note
         from labup.ui import clean
 
         sys.stderr.write(clean(f"wrote {target}: {todo}run `labup -c {target} apply --dry-run`") + "\n")
         emit_json(opts, {"command": "init", "ok": True, "exit_code": 0, "path": str(target),
-                          "placeholders": initlab.PLACEHOLDER in text})
+                          "placeholders": initlab.PLACEHOLDER in text, "schema": schema})
         return EXIT_OK
 
     return guarded(opts, "init", body)
+
+
+def _write_schema_beside(lab_file: Path) -> str | None:
+    """lab.schema.json beside a new lab.yaml, for its modeline. A file of that name already there is
+    kept (the user's, or an older labup's: `labup schema > lab.schema.json` refreshes it)."""
+    from labup.resources import SCHEMA_NAME, lab_schema
+    from labup.ui import clean
+
+    target = lab_file.with_name(SCHEMA_NAME)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        if target.is_file() and target.read_bytes() != lab_schema().read_bytes():
+            sys.stderr.write(clean(f"kept {target} (not this labup's schema: `labup schema > {target}` "
+                                   "refreshes it)") + "\n")
+        return str(target)
+    except OSError as exc:  # the lab is written; an editor aid must not fail init
+        sys.stderr.write(clean(f"could not write {target}: {exc.strerror or exc}") + "\n")
+        return None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(lab_schema().read_bytes())
+    return str(target)
+
+
+def schema(opts: Options) -> int:
+    """Print lab.yaml's JSON Schema (the file shipped in the package) on stdout."""
+    from labup.resources import lab_schema
+
+    sys.stdout.write(lab_schema().read_text())
+    return EXIT_OK
 
 
 def apply(opts: Options, *, dry_run: bool, only: list[str], skip: list[str], single: bool = False,

@@ -6,8 +6,10 @@ import ipaddress
 import re
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# fullmatch, never match: `$` also matches before a trailing newline ("4.1.4\n"); [0-9], never \d (any
+# Unicode digit): these are the patterns of lab.schema.json too (labup.labschema)
 _SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
 _EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
 _SHELL_META = set(";&|`$<>()\\\"' \t\n*?[]{}!#~")
@@ -15,7 +17,7 @@ _SHELL_META = set(";&|`$<>()\\\"' \t\n*?[]{}!#~")
 
 def dns_label(value: str) -> str | None:
     """RFC 1123 label: a namespace or a lab name."""
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         return (f"'{value}' is not a valid RFC 1123 label "
                 "(lower-case letters, digits and '-', 1-63 characters, starting and ending alphanumeric)")
     return None
@@ -58,10 +60,10 @@ def endpoint(value: str) -> tuple[str, str | None]:
         host, rest = value[1:closing], value[closing + 1:]
         if closing < 0 or (rest and not rest.startswith(":")):
             return value, f"'{value}' is not [IPv6]:port"
-        port = rest[1:] or None
+        port = rest[1:] if rest else None  # `[v6]:` names no port: refused, as `host:` is
     elif value.count(":") == 1:
         host, port = value.split(":")
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         return host, f"'{value}' has port '{port}': expected a number from 1 to 65535"
     try:
         ipaddress.ip_address(host)
@@ -75,6 +77,8 @@ def ip_address(value: str) -> str | None:
     """A bare IPv4/IPv6 address (no prefix length, no port)."""
     if "/" in value:
         return f"'{value}' has a prefix length; give the bare address (e.g. {value.split('/')[0]})"
+    if "%" in value:  # fe80::1%eth0: a scope means nothing in a Talos patch, ARP or another machine's talosctl
+        return f"'{value}' has a zone index; give the bare address (e.g. {value.split('%')[0]})"
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -100,7 +104,7 @@ def interface_name(value: str) -> str | None:
 def email(value: str) -> str | None:
     """An ACME account e-mail: local@domain, with a real domain."""
     local, sep, dom = value.rpartition("@")
-    if not sep or not _EMAIL_LOCAL.match(local) or local.startswith(".") or ".." in local:
+    if not sep or not _EMAIL_LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
         return f"'{value}' is not a valid e-mail address"
     if domain(dom):
         return f"'{value}' is not a valid e-mail address (bad domain '{dom}')"
@@ -109,14 +113,14 @@ def email(value: str) -> str | None:
 
 def semver(value: str) -> str | None:
     """A semantic version, e.g. 4.1.4 or 41.3.0 (a leading v is accepted)."""
-    if not _SEMVER.match(value):
+    if not _SEMVER.fullmatch(value):
         return f"'{value}' is not a semantic version (expected MAJOR.MINOR.PATCH, e.g. 4.1.4)"
     return None
 
 
 def url(value: str) -> str | None:
     """An http(s) URL without spaces or shell metacharacters."""
-    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%+-]*)?$", value):
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%+-]*)?", value):
         return f"'{value}' is not an http(s) URL"
     return None
 
