@@ -42,14 +42,15 @@ def bash_words(line: str) -> list[str]:
     ("labup apply --only ", list(PHASE_NAMES)),
     ("labup apply --skip tr", ["traefik"]),
     ("labup apply --only vip,h", ["vip,helm"]),  # a comma list: its last name, without those given
-    ("labup apply --dry-run --only vip,helm,", ["vip,helm,namespace", "vip,helm,traefik", "vip,helm,verify"]),
+    ("labup apply --dry-run --only vip,helm,", ["vip,helm,namespace", "vip,helm,cert-manager", "vip,helm,traefik",
+                                              "vip,helm,verify"]),
     ("labup -c lab.yaml apply --only ", list(PHASE_NAMES)),
     ("labup apply -c lab.yaml --skip ", list(PHASE_NAMES)),  # a global option after the command
     ("labup phase --dry-run ", list(PHASE_NAMES)),
     ("labup verify --only ", list(CHECK_NAMES)),
     ("labup verify --skip vip-", ["vip-arp", "vip-holder"]),
     ("labup --json verify --only https-cert,", [f"https-cert,{c}" for c in CHECK_NAMES if c != "https-cert"]),
-    ("labup render ", ["vip", "traefik"]),
+    ("labup render ", ["vip", "traefik", "cert-manager"]),
     ("labup init --challenge ", ["http", "tls"]),
 ])
 def test_bash_protocol_completes_phase_and_check_names(line: str, expected: list[str]) -> None:

@@ -42,10 +42,17 @@ def _names(names: tuple[str, ...], help_of: dict[str, str] | None = None) -> Cal
     def complete(incomplete: str) -> list[tuple[str, str]]:
         done, comma, last = incomplete.rpartition(",")
         given = set(done.split(","))
-        return [(done + comma + name, (help_of or {}).get(name, "")) for name in names
+        return [(done + comma + name, _short(done + comma + name, (help_of or {}).get(name, ""))) for name in names
                 if name.startswith(last) and name not in given]
 
     return complete
+
+
+def _short(item: str, text: str, width: int = 78) -> str:
+    """One line for a shell's completion menu: typer wraps `item<TAB>help` past 80 columns, which fish
+    reads as more entries."""
+    room = width - len(item) - 1
+    return text if len(text) <= room else text[:room - 3].rstrip(" ,:(") + "..."
 
 
 COMPLETE_PHASES = _names(PHASE_NAMES, PHASE_HELP)

@@ -35,6 +35,9 @@ VALIDATOR_ONLY: dict[str, str] = {
         r"^nodes\[\d+\]\.address: .* is also the address of nodes\[\d+\]",
     "vip.address is a node's address": r"^vip\.address: .* is the address of node ",
     "a talos endpoint is the VIP": r"^talos\.endpoints\[\d+\]: .* is the VIP$",
+    "topology ha with fewer than three control planes": r"^topology: 'ha' needs at least \d+ control-plane nodes",
+    "topology ha with the tls challenge": r"^traefik\.acme\.challenge: 'tls' cannot be used with topology: ha",
+    "topology ha with cert-manager in Traefik's namespace": r"^cert_manager\.namespace: .* is Traefik's namespace",
     # `labup init` writes CHANGE-ME where it had no fact; most fields' patterns refuse it anyway
     "a value still the CHANGE-ME placeholder": r"is still the CHANGE-ME placeholder",
     # the file system: an editor's schema cannot look
@@ -93,6 +96,24 @@ FIELDS: dict[str, dict[str, Any]] = {
                                        "unique among the nodes.", "required": True, **IP_ADDRESS},
     "nodes[].role": {"description": "controlplane or worker; checked against Talos' own machine type. "
                                     "Workers never get the VIP.", "required": True, "enum": list(config.ROLES)},
+    "topology": {"description": "single: one Traefik on the VIP's node, certificates by its built-in ACME in "
+                                "acme.json there; ha: Traefik on every control-plane node (three or more), "
+                                "certificates by cert-manager in a Secret.", "default": "single",
+                 "enum": list(config.TOPOLOGIES)},
+    "cert_manager": {"description": "topology ha only: cert-manager, installed by the cert-manager phase."},
+    "cert_manager.namespace": {"description": "cert-manager's own namespace (helm creates it; never labelled "
+                                              "privileged, never a system namespace).", "default": "cert-manager",
+                               **DNS_LABEL, "not": {"enum": list(config.SYSTEM_NAMESPACES)}},
+    "cert_manager.release": {"description": "The Helm release name.", "default": "cert-manager", **DNS_SUBDOMAIN,
+                             "maxLength": 53},
+    "cert_manager.chart": {"description": "repo/chart, oci://..., or a local chart path.",
+                           "default": "jetstack/cert-manager", **CHART},
+    "cert_manager.repo_url": {"description": "The chart repository.", "default": "https://charts.jetstack.io",
+                              **URL},
+    "cert_manager.chart_version": {"description": "The chart labup's values are validated for "
+                                                  "(phases/certmanager/).", "default": "v1.21.1", **SEMVER},
+    "cert_manager.wait_timeout_s": {"description": "Seconds for `helm upgrade --install --wait`.", "default": 300,
+                                    "bounds": (0, 3600)},
     "vip": {"description": "The Layer-2 virtual IP Talos announces on the control-plane nodes.",
             "required": True},
     "vip.address": {"description": "A free, bare address in the nodes' subnet (not a node's own).",

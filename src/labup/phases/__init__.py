@@ -15,8 +15,8 @@ PHASE_HELP: dict[str, str] = {
     "helm": "a helm binary of at least helm.version, checksum-verified",
     "namespace": "Traefik's namespace, labelled pod-security privileged (that namespace only)",
     "cert-manager": "topology ha only: cert-manager (pinned chart, CRDs), which issues the certificate",
-    "traefik": "Traefik on the host network: pinned to the VIP's node with acme.json on disk (single), "
-               "or on every control-plane node serving cert-manager's certificate (ha)",
+    "traefik": "Traefik on the host network: on the VIP's node with ACME storage on disk (single) or on "
+               "every control-plane node with cert-manager's certificate (ha)",
     "verify": "prove it: ARP, VIP holder, placement, HTTP redirect, certificate",
 }
 PHASE_NAMES: tuple[str, ...] = tuple(PHASE_HELP)
