@@ -131,9 +131,11 @@ def test_domain_packages_do_not_import_each_other_except_through_facts() -> None
     (covered above); this pins down who may use whom today so a new arrow is a decision."""
     # certbackup judges certificates like https-cert (certinfo), and the acme-backup check reads backups
     # certmanager validates and installs its chart with traefik's pin, schema and release helpers; the
-    # ha Traefik release needs cert-manager's CRDs (certmanager.values names them)
+    # ha Traefik release needs cert-manager's CRDs (certmanager.values names them); certmanager carries a
+    # backed-up certificate over into cert-manager's Secret
     allowed = {("checks", "traefik"), ("traefik", "checks"), ("traefik", "vip"), ("certbackup", "checks"),
-               ("checks", "certbackup"), ("certmanager", "traefik"), ("traefik", "certmanager")}
+               ("checks", "certbackup"), ("certmanager", "traefik"), ("traefik", "certmanager"),
+               ("certmanager", "certbackup")}
     seen = set()
     for module, targets in graph().items():
         if layer_of(module) != "domain":

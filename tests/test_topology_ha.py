@@ -286,3 +286,47 @@ def test_ha_verify_warns_for_a_control_plane_without_traefik_and_names_cert_mana
     else:
         assert placement["status"] == "warn", placement
         assert placement["data"]["missing"] == ["cp-3"]
+
+
+@pytest.mark.root
+def test_single_to_ha_carries_the_backed_up_certificate_over_and_orders_nothing(
+        simlab: Callable[..., SimLab]) -> None:
+    """Traefik's RSA 4096 certificate (its ACME default), backed up in topology single, becomes cert-manager's
+    Secret before the Certificate exists: cert-manager keeps it (its readiness policies pass), no order."""
+    lab = simlab(nodes=HA_NODES, rsa_bits=4096)
+    ok(lab.labup("apply"))
+    assert len(lab.acme.orders) == 1
+    ok(lab.labup("backup"))
+    served = ok(lab.labup("verify", "--only", "https-cert")).checks()["https-cert"]["data"]["domains"][lab.domain]
+
+    lab.write_lab(lab.ha_lab_data())
+    plan = ok(lab.labup("apply", "--dry-run")).steps()
+    assert plan["cert-manager/carry-over"]["status"] == "would-change"
+    assert "from backup acme-" in plan["cert-manager/carry-over"]["summary"]
+    run = ok(lab.labup("apply"))
+    assert lab.cert_manager.orders == [] and lab.cert_manager.kept == ["traefik/labup-tls"]
+    cert = run.checks()["https-cert"]
+    assert cert["status"] == "pass" and "from Secret traefik/labup-tls" in cert["summary"]
+    now = ok(lab.labup("verify", "--only", "https-cert")).checks()["https-cert"]["data"]["domains"][lab.domain]
+    assert now["der_sha256"] == served["der_sha256"]  # the very same certificate
+    assert len(lab.acme.orders) == 1  # and Traefik's ACME asked nothing more either
+    before = lab.counts()
+    again = ok(lab.labup("apply"))
+    assert again.steps()["cert-manager/carry-over"]["status"] == "ok"
+    assert (lab.counts() - before).writes == 0
+
+
+@pytest.mark.root
+def test_a_certificate_cert_manager_would_not_keep_is_not_carried_over(simlab: Callable[..., SimLab]) -> None:
+    """The test CA's EC P-256 certificate (not Traefik's RSA 4096): carrying it over would only make
+    cert-manager re-issue, so the step says why and cert-manager orders one."""
+    lab = simlab(nodes=HA_NODES)
+    ok(lab.labup("apply"))
+    ok(lab.labup("backup"))
+    lab.write_lab(lab.ha_lab_data())
+    run = ok(lab.labup("apply"))
+    step = run.steps()["cert-manager/carry-over"]
+    assert step["status"] == "ok"
+    assert "its key in backup acme-" in step["summary"] and "is ECDSA secp256r1, the Certificate asks RSA 4096" \
+        in step["summary"]
+    assert len(lab.cert_manager.orders) == 1 and lab.cert_manager.kept == []

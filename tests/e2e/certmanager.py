@@ -13,7 +13,9 @@
 (the stand-in chart's Deployment is Ready), every Certificate whose Issuer is a Let's Encrypt ACME
 issuer with an http01 ingress solver is "issued" after `delay_s`: the test CA's certificate for the
 lab's domain goes into its Secret, or, with `failure` set, the order fails as cert-manager records it.
-Each issue is counted in `orders`.
+Each issue is counted in `orders`. A Secret that is already there and passes cert-manager's readiness
+policies (key pair, annotations, the spec's key algorithm and size, names, renewal time) is kept: the
+Certificate becomes Ready with no order (`kept`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class CertManagerSim(Background):
         self.delay_s = 0.3
         self.failure: str | None = None  # a key of FAILURES: the order fails instead
         self.orders: list[tuple[str, str, float]] = []  # (namespace/name, issuer server, time.time())
+        self.kept: list[str] = []  # Certificates made Ready from the Secret they found, with no order
         self.errors: list[str] = []
         self._first_seen: dict[str, float] = {}
         super().__init__("cert-manager-sim")
@@ -84,6 +87,12 @@ class CertManagerSim(Background):
         if issuer is None:
             self._status(cert, {"conditions": [_cond("Ready", False, "DoesNotExist", why)]})
             return
+        kept = self._keeps(meta.get("namespace"), cert)
+        if kept is None:  # the Secret already holds what this Certificate asks: ready, no order
+            self._status(cert, {"conditions": [_cond("Ready", True, "Ready", "Certificate is up to date and has not "
+                                                     "expired")]})
+            self.kept.append(f"{meta.get('namespace')}/{meta['name']}")
+            return
         started = self._first_seen.setdefault(key, time.monotonic())
         if time.monotonic() - started < self.delay_s:
             self._status(cert, {"conditions": [_cond("Ready", False, "DoesNotExist", "Issuing certificate as Secret "
@@ -103,6 +112,50 @@ class CertManagerSim(Background):
         self._status(cert, {"notAfter": self.certs.good.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                             "conditions": [_cond("Ready", True, "Ready", "Certificate is up to date and has not "
                                                  "expired")]})
+
+    def _keeps(self, namespace: str | None, cert: dict[str, Any]) -> str | None:
+        """cert-manager's readiness policies (internal/controller/certificates/policies, v1.21) on the Secret
+        the Certificate names: None when it passes them all (kept, no order), else the first violation."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        spec, name = cert.get("spec") or {}, cert["metadata"]["name"]
+        secret = self.emu.find("v1", "Secret", spec.get("secretName", ""), namespace)
+        if secret is None:
+            return "SecretDoesNotExist"
+        data = secret.get("data") or {}
+        if not data.get("tls.crt") or not data.get("tls.key"):
+            return "SecretIsMissingData"
+        leaf = x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+        key = load_pem_private_key(base64.b64decode(data["tls.key"]), password=None)
+        if key.public_key() != leaf.public_key():
+            return "SecretPublicKeysDiffer"
+        notes = (secret.get("metadata") or {}).get("annotations") or {}
+        ref = spec.get("issuerRef") or {}
+        if any(k in notes for k in ("cert-manager.io/issuer-name", "cert-manager.io/issuer-kind",
+                                    "cert-manager.io/issuer-group")) and (
+                notes.get("cert-manager.io/issuer-name") != ref.get("name")
+                or notes.get("cert-manager.io/issuer-kind", "Issuer") != ref.get("kind", "Issuer")
+                or notes.get("cert-manager.io/issuer-group", "cert-manager.io") != ref.get("group", "cert-manager.io")):
+            return "IncorrectIssuer"
+        if notes.get("cert-manager.io/certificate-name", name) != name:
+            return "IncorrectCertificate"
+        wanted = spec.get("privateKey") or {}
+        algorithm = wanted.get("algorithm") or "RSA"
+        if algorithm == "RSA" and not (isinstance(key, rsa.RSAPrivateKey) and key.key_size == (wanted.get("size")
+                                                                                               or 2048)):
+            return "SecretMismatch: spec.privateKey"
+        if algorithm == "ECDSA" and not isinstance(key, ec.EllipticCurvePrivateKey):
+            return "SecretMismatch: spec.privateKey.algorithm"
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+        if sorted(sans) != sorted(spec.get("dnsNames") or []):
+            return "SecretMismatch: dnsNames"
+        start, end = leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp()
+        if time.time() >= start + (end - start) * 2 / 3:  # renewBefore defaults to a third of the lifetime
+            return "Renewing"
+        return None
 
     def _issuer(self, namespace: str | None, ref: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         if ref.get("kind", "Issuer") != "Issuer":

@@ -105,7 +105,7 @@ class LabupRun:
 class SimLab:
     def __init__(self, root: Path, *, nodes: Sequence[LabNode] = DEFAULT_NODES, talos_version: str = "v1.13.0",
                  helm_version: str = "4.1.4", chart: Path = STANDIN_CHART, domain: str = DOMAIN,
-                 traefik_namespace: str = "traefik") -> None:
+                 traefik_namespace: str = "traefik", rsa_bits: int | None = None) -> None:
         self.root = root
         self.nodes = tuple(nodes)
         self.talos_version = talos_version
@@ -113,6 +113,7 @@ class SimLab:
         self.chart = chart
         self.domain = domain
         self.traefik_namespace = traefik_namespace
+        self.rsa_bits = rsa_bits  # the issued certificate's key: RSA of that size (Traefik's default 4096), else EC
         self.vip = VIP
         self.lab_file = root / "lab" / "lab.yaml"
         self.helm_bin = root / "helm-bin"
@@ -152,7 +153,7 @@ class SimLab:
     def _build(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.net = self._stack.enter_context(NetLab(net_nodes(self.nodes)))
-        self.certs = make_cert_set(self.root / "certs", self.domain)
+        self.certs = make_cert_set(self.root / "certs", self.domain, rsa_bits=self.rsa_bits)
         self.sim = TalosSim(self.root / "talos", self._talos_lab())
         self.emu = self._start_emulator()
         self.kubeconfig = self.emu.write_kubeconfig(self.root / "kube" / "config")

@@ -8,10 +8,11 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 TEST_DOMAIN = "tazlab.example"
@@ -19,7 +20,7 @@ TRAEFIK_DEFAULT_CN = "TRAEFIK DEFAULT CERT"
 STAGING_ORG = "(STAGING) Let's Encrypt"
 STAGING_ISSUER_CN = "(STAGING) Wannabe Watercress R11"
 
-Key = ec.EllipticCurvePrivateKey
+Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,15 @@ def make_leaf(
     sans: list[str] | None = None,
     ca: Issued | None = None,
     days: float = 90,
+    rsa_bits: int | None = None,
 ) -> Issued:
     """A server certificate for ``cn`` (+ DNS/IP ``sans``), signed by ``ca`` or self-signed when None.
 
     ``days`` is the time left until notAfter, so ``days=5`` gives a certificate about to expire.
+    ``rsa_bits``: an RSA key of that size (Traefik's ACME default is RSA 4096), else ECDSA P-256.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: Any = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits) if rsa_bits \
+        else ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     alt_names: list[x509.GeneralName] = []
     for san in sans if sans is not None else [cn]:
@@ -145,14 +149,14 @@ class CertSet:
         }[name]
 
 
-def make_cert_set(directory: Path, domain: str = TEST_DOMAIN) -> CertSet:
+def make_cert_set(directory: Path, domain: str = TEST_DOMAIN, rsa_bits: int | None = None) -> CertSet:
     ca = make_ca(directory)
     staging_ca = make_ca(directory, cn=STAGING_ISSUER_CN, org=STAGING_ORG, stem="staging-ca")
     # Traefik's generated default cert has SANs like <hex>.<hex>.traefik.default
     traefik_san = f"{secrets.token_hex(16)}.{secrets.token_hex(16)}.traefik.default"
     return CertSet(
         ca=ca,
-        good=make_leaf(directory, "good", domain, [domain], ca=ca),
+        good=make_leaf(directory, "good", domain, [domain], ca=ca, rsa_bits=rsa_bits),
         traefik_default=make_leaf(directory, "traefik-default", TRAEFIK_DEFAULT_CN, [traefik_san], days=365),
         staging=make_leaf(directory, "staging", domain, [domain], ca=staging_ca),
         expiring=make_leaf(directory, "expiring", domain, [domain], ca=ca, days=5),

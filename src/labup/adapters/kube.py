@@ -455,13 +455,16 @@ class KubeAdapter:
         return self._find(f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", Call("get", "secrets", namespace))
 
     def put_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                   existing: Obj | None) -> Obj:
+                   existing: Obj | None, *, secret_type: str = "Opaque",
+                   annotations: Mapping[str, str] | None = None) -> Obj:
         """Create the Secret, or replace `existing` (its resourceVersion: a concurrent change is a
         KubeConflict, never overwritten). Returns what the API stored."""
         import base64
 
         meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels)}
-        body: Obj = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta,
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        body: Obj = {"apiVersion": "v1", "kind": "Secret", "type": secret_type, "metadata": meta,
                      "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
         if existing is None:
             return self.request("POST", f"/api/v1/namespaces/{_q(namespace)}/secrets",

@@ -174,3 +174,16 @@ def _is_base64(value: Any) -> bool:
 def _name(name: Any, oid: Any) -> str | None:
     found = name.get_attributes_for_oid(oid)
     return str(found[0].value) if found else None
+
+
+def certificate_pair(data: bytes, resolver: str, domains: tuple[str, ...],
+                     staging: bool) -> tuple[CertInfo, bytes, bytes] | None:
+    """From an acme.json: the newest certificate of `resolver` naming exactly `domains` (staging or
+    production as asked), with its PEM chain and key, or None. `data` must have passed parse()."""
+    doc = json.loads(data.decode("utf-8")) if data.strip() else {}
+    found: list[tuple[CertInfo, bytes, bytes]] = []
+    for index, entry in enumerate((doc.get(resolver) or {}).get("Certificates") or []):
+        info = _certificate(entry, resolver, index)
+        if set(info.domains) == set(domains) and info.staging == staging:
+            found.append((info, _pem(entry.get("certificate"), "certificate"), _pem(entry.get("key"), "key")))
+    return max(found, key=lambda f: f[0].not_before) if found else None

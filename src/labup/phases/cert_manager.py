@@ -9,6 +9,10 @@ Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just 
   labup's values (CRDs with the release, kept on uninstall), validated offline against that chart
   version's own schema; only when the deployed chart or values differ. Undo: back to the revision
   live before this run, or uninstall when this run installed it.
+- `carry-over`: before Traefik's release creates the Certificate, a certificate of topology single (the
+  newest `labup backup`, else the in-cluster backup) goes into the Secret cert-manager will use, when
+  cert-manager would keep it (same names, RSA 4096 key, not due for renewal): no new order. Undo
+  deletes it while it still holds that certificate.
 
 The Issuer (ACME, HTTP-01 through Traefik) and the Certificate are part of Traefik's release
 (phases/traefik/values-ha.yaml.tmpl): they need this release's CRDs, which is why this phase comes first.
@@ -29,9 +33,10 @@ if TYPE_CHECKING:
 
 
 def steps(ctx: Context) -> list[Step]:
+    from labup.certmanager.carryover import CarryOver
     from labup.certmanager.release import CertManagerRelease
 
-    return [CertManagerRelease(ctx)]
+    return [CertManagerRelease(ctx), CarryOver(ctx)]
 
 
 def render(lab: Lab) -> str:
