@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labup.errors import EXIT_OK, Interrupted, UsageError
 
@@ -56,9 +56,16 @@ def run_command(opts: Options, lab: Lab, *, watch: bool = False, interval: float
         return EXIT_OK  # Ctrl-C is how a watch ends
 
 
+def document(status: LabStatus) -> dict[str, Any]:
+    """The --json document; reasons come from outside (tools, servers): masked like every output."""
+    from labup.redact import redact_obj
+
+    return redact_obj(status.as_dict())  # type: ignore[no-any-return]
+
+
 def _show(opts: Options, status: LabStatus, watch: tuple[int, float] | None) -> None:
     if opts.json:
-        doc = status.as_dict()
+        doc = document(status)
         text = json.dumps(doc, default=str) if watch else json.dumps(doc, indent=2, default=str)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

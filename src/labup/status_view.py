@@ -145,9 +145,9 @@ def _certificate(status: LabStatus, said: set[str]) -> tuple[str, str | None]:
     if c.traefik_default:
         return f"{c.domain}: Traefik's self-signed default certificate: ACME has delivered none yet", "red"
     if c.staging:
-        return f"{c.domain}: {c.issuer}, staging (browsers do not trust it), {left}", "yellow"
+        return f"{c.domain}: {c.issuer} (staging, not trusted), {left}", "yellow"
     if not c.verified:
-        return f"{c.domain}: {c.issuer}, does not verify ({c.verify_error}), {left}", "red"
+        return f"{c.domain}: {c.issuer} (does not verify: {c.verify_error}), {left}", "red"
     style = "red" if days < 0 else "yellow" if days < WARN_DAYS else None
     return f"{c.domain}: {c.issuer} (production, trusted), {left}", style
 

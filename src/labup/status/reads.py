@@ -160,7 +160,7 @@ def read_certificate(ctx: CheckContext) -> Certificate:
     try:
         answer = net.tls_certificate(lab.vip.address, domain, ctx.remaining(), ca_file=lab.verify.ca_file)
     except ConnectionRefusedError:
-        raise Unreadable(f"{where} refused the connection: nothing listens there") from None
+        raise Unreadable(f"{where} refused the connection") from None
     except TimeoutError:
         raise Unreadable(f"no TLS answer from {where} within {ctx.timeout_s:g}s") from None
     except ssl.SSLError as exc:
