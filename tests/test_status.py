@@ -10,9 +10,11 @@ and review the diff of tests/fixtures/status/ before committing it.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -341,6 +343,27 @@ def test_watch_shows_frames_until_ctrl_c_then_exits_0(monkeypatch: pytest.Monkey
     assert status_command.run_command(opts, make_lab(tmp_path), watch=True, interval=1, sleep=_interrupted) == 0
     [line] = capsys.readouterr().out.splitlines()  # one compact document a refresh
     assert json.loads(line)["vip"]["holder"] == "cp-1"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_it_is_coloured_and_a_watch_redraws_in_place(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    from labup import status_command
+
+    monkeypatch.setattr(reads, "gather", lambda lab: FAILOVER)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    opts = Options(config=tmp_path / "lab.yaml")
+    assert status_command.run_command(opts, make_lab(tmp_path), watch=True, sleep=_interrupted) == 0
+    out = screen.getvalue()
+    assert out.startswith(status_command.CLEAR) and "\x1b[" in out.replace(status_command.CLEAR, "")
+    assert "paradox: VIP on cp-2" in out and "├──" in out
 
 
 def _interrupted(seconds: float) -> None:

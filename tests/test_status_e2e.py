@@ -41,7 +41,12 @@ def test_status_names_the_holder_and_traefik_then_flags_the_paradox_after_a_fail
     lab = simlab(nodes=TWO_CP_NODES)
     ok(lab.labup("apply"))
 
-    doc = ok(lab.labup("status")).doc
+    before = lab.counts()
+    run = ok(lab.labup("status"))
+    spent = lab.counts() - before  # reads only, each once: addresses and version for all nodes at once
+    assert (spent.writes, spent.talos_calls, spent.helm_calls) == (0, 2, 0) and spent.api_requests <= 4, spent
+    assert run.elapsed < 5, run.elapsed  # bounded: verify.timeout_s (3 s here) + grace; ~0.6 s in practice
+    doc = run.doc
     assert doc["schema_version"] == 1 and doc["exit_code"] == 0
     assert doc["vip"] == {"address": lab.vip, "holder": "cp-1", "holders": ["cp-1"], "unknown": None}
     seen = nodes(doc)
