@@ -301,6 +301,27 @@ def test_a_read_that_overruns_or_crashes_is_unknown_and_the_others_stand(tmp_pat
     assert status.traefik.unknown is not None and "no kubeconfig" in status.traefik.unknown
 
 
+@pytest.mark.parametrize(("talos_seconds", "holds", "certificate"), [
+    (0.0, False, "not asked: no node holds the VIP 192.0.2.250"),  # no wait for an ARP answer that never comes
+    (0.0, True, "192.0.2.250:443 refused the connection"),
+    (0.8, False, "192.0.2.250:443 refused the connection"),  # a slow Talos read does not starve the handshake
+], ids=["nobody-holds-it", "held", "talos-slow"])
+def test_the_certificate_is_asked_unless_talos_says_nobody_holds_the_vip(
+        tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch, talos_seconds: float, holds: bool,
+        certificate: str) -> None:
+    from labup.adapters import net
+
+    lab = make_lab(tmp_path)
+
+    def talos(ctx: Any) -> dict[str, Any]:
+        time.sleep(talos_seconds)
+        return {n.address: ("v1.13.0", holds and n.role == "controlplane", None) for n in lab.nodes}
+
+    monkeypatch.setitem(reads.REGISTRY, "talos", reads._read("talos", talos, ""))
+    monkeypatch.setattr(net, "tls_certificate", _refused)
+    assert reads.gather(lab).certificate.unknown == certificate
+
+
 def test_the_journal_is_read_for_this_lab(tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from labup.adapters import net
     from labup.engine.journal import Journal, ensure_state_dir

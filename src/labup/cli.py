@@ -145,7 +145,7 @@ def status(
     ctx: typer.Context,
     watch: Annotated[bool, typer.Option("--watch", help="show it again every --interval seconds, until Ctrl-C")]
     = False,
-    interval: Annotated[float, typer.Option("--interval", help="seconds between refreshes with --watch")] = 2.0,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="time between refreshes")] = 2.0,
 ) -> None:
     """Where everything is now: nodes, VIP holder, Traefik, release, certificate, last runs (read only)."""
     from labup import status_command
