@@ -179,6 +179,19 @@ def verify(
 
 
 @app.command()
+def status(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", help="show it again every --interval seconds, until Ctrl-C")]
+    = False,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", help="time between refreshes")] = 2.0,
+) -> None:
+    """Where everything is now: nodes, VIP holder, Traefik, release, certificate, last runs (read only)."""
+    from labup import status_command
+
+    _finish(status_command.main(ctx.obj, watch=watch, interval=interval))
+
+
+@app.command()
 def render(
     ctx: typer.Context,
     what: Annotated[str, typer.Argument(help="vip (the Talos patch per node), traefik or cert-manager (Helm values)",

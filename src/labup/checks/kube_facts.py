@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from labup.errors import Unreadable
 
 if TYPE_CHECKING:
-    from labup.adapters.helm import HelmAdapter
+    from labup.adapters.helm import HelmAdapter, Revision
     from labup.config import Lab
     from labup.engine.shared import RunShared
 
@@ -80,12 +80,16 @@ class LabKubeFacts:
         namespace = kube_reads(self.shared).namespace(self.kube, self.lab.traefik.namespace)
         return None if namespace is None else labels_of(namespace)
 
-    def release_status(self) -> Mapping[str, Any] | None:
-        """The latest revision, shaped like `helm status -o json`; None when there is no release."""
+    def release_history(self) -> list[Revision]:
+        """Every revision of the lab's release, oldest first ([] when there is none)."""
         from labup.facts.release import snapshot
 
         t = self.lab.traefik
-        history = snapshot(self.shared, t.release, t.namespace, lambda: self.kube, self._helm).history()
+        return snapshot(self.shared, t.release, t.namespace, lambda: self.kube, self._helm).history()
+
+    def release_status(self) -> Mapping[str, Any] | None:
+        """The latest revision, shaped like `helm status -o json`; None when there is no release."""
+        history = self.release_history()
         if not history:
             return None
         latest = history[-1]

@@ -135,11 +135,12 @@ class CheckContext:
             return None
         return slot.value
 
-    def result_of(self, name: str) -> CheckResult | None:
-        """Another check's result, waiting for it until the deadline; None if it was not selected
-        or did not finish in time (a check must then judge without it)."""
+    def result_of(self, name: str, within: float | None = None) -> CheckResult | None:
+        """Another check's result, waiting for it until the deadline (or `within` seconds, if sooner);
+        None if it was not selected or did not finish in time (a check must then judge without it)."""
         slot = self._results.get(name)
-        if slot is None or not slot.event.wait(self.remaining() + RESULT_GRACE_S):
+        wait = self.remaining() + RESULT_GRACE_S
+        if slot is None or not slot.event.wait(wait if within is None else min(within, wait)):
             return None
         return slot.value if isinstance(slot.value, CheckResult) else None
 
