@@ -86,6 +86,9 @@ def test_ha_apply_converges_verify_passes_and_failover_needs_no_reapply(simlab: 
     moved = ok(lab.labup("verify")).checks()
     assert moved["vip-holder"]["data"]["holder"] == other.name
     assert moved["traefik-placement"]["status"] == "pass" and moved["https-cert"]["status"] == "pass"
+    status = ok(lab.labup("status")).doc  # the lab at a glance agrees: a ready Traefik on the new holder
+    assert status["vip"]["holder"] == other.name and status["paradox"]["found"] is False
+    assert sorted(p["node"] for p in status["traefik"]["pods"] if p["ready"]) == ["cp-1", "cp-2", "cp-3"]
 
     before = lab.counts()
     again = ok(lab.labup("apply"))
