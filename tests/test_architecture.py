@@ -130,9 +130,9 @@ def test_domain_packages_do_not_import_each_other_except_through_facts() -> None
     """vip, traefik and checks are peers: one may use another's small parts, but never in a circle
     (covered above); this pins down who may use whom today so a new arrow is a decision."""
     # certbackup judges certificates like https-cert (certinfo), and the acme-backup check reads backups;
-    # certmanager validates and installs its chart with traefik's pin, schema and release helpers; the
-    # ha Traefik release needs cert-manager's CRDs (certmanager.values names them); certmanager carries a
-    # backed-up certificate over into cert-manager's Secret; status reads with verify's engine and
+    # certmanager validates and installs its chart with traefik's pin, schema and release helpers; back
+    # in topology single, traefik removes cert-manager's objects (certmanager.objects); certmanager carries
+    # a backed-up certificate over into cert-manager's Secret; status reads with verify's engine and
     # readers (kube facts, VIP link, certinfo), judging nothing
     allowed = {("checks", "traefik"), ("traefik", "checks"), ("traefik", "vip"), ("certbackup", "checks"),
                ("checks", "certbackup"), ("certmanager", "traefik"), ("traefik", "certmanager"),

@@ -152,8 +152,8 @@ def test_ha_values_pass_helm_lint_strict_and_template_with_the_real_schema(tmp_p
     assert not [a for a in args if "certificatesresolvers" in a.lower() or "certResolver" in a]
     kinds = {d["kind"]: d for d in docs}
     assert kinds["TLSStore"]["spec"] == {"defaultCertificate": {"secretName": "labup-tls"}}
-    assert kinds["Certificate"]["spec"]["secretName"] == "labup-tls"
-    assert kinds["Issuer"]["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"] == "traefik"
+    # cert-manager's objects are never in Traefik's release: Helm 4 would wait on the Certificate's Ready
+    assert not {"Issuer", "Certificate"} & set(kinds)
 
 
 def test_single_renders_byte_for_byte_as_before(tmp_path: Path) -> None:
@@ -173,7 +173,13 @@ def test_single_renders_byte_for_byte_as_before(tmp_path: Path) -> None:
 def test_cert_manager_values_are_checked_against_its_own_schema(tmp_path: Path) -> None:
     result = run_labup("-c", str(ha_lab_file(tmp_path)), "render", "cert-manager")
     assert result.returncode == 0, result.stderr
-    assert yaml.safe_load(result.stdout) == {"crds": {"enabled": True, "keep": True}}
+    values, issuer, certificate = yaml.safe_load_all(result.stdout)
+    assert values == {"crds": {"enabled": True, "keep": True}}
+    assert issuer["kind"] == "Issuer" and issuer["metadata"]["namespace"] == "traefik"
+    assert issuer["spec"]["acme"]["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert issuer["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"] == "traefik"
+    assert certificate["spec"]["secretName"] == "labup-tls" and certificate["spec"]["dnsNames"] == ["lab.example.net"]
+    assert certificate["spec"]["privateKey"] == {"algorithm": "RSA", "size": 4096}
     from labup.traefik import schema
 
     with pytest.raises(ValuesError, match=r"crds.install: additional properties 'install' not allowed"):
@@ -246,6 +252,7 @@ def test_switching_single_to_ha_and_back_is_a_planned_change_that_leaves_nothing
     assert lab.emu.find("v1", "Secret", "labup-tls", "traefik") is None
     for kind in ("Issuer", "Certificate"):
         assert lab.emu.list("cert-manager.io/v1", kind, "traefik") == []
+    assert "topology ha -> single: removed Certificate traefik/labup-tls" in back.stderr
     before = lab.counts()
     ok(lab.labup("apply"))
     assert (lab.counts() - before).writes == 0
@@ -258,6 +265,8 @@ def test_rollback_undoes_cert_manager_like_any_phase(simlab: Callable[..., SimLa
     assert lab.emu.list("apps/v1", "Deployment", "cert-manager")
     ok(lab.labup("rollback", "--yes"))
     assert lab.emu.list("apps/v1", "Deployment", "cert-manager") == []
+    for kind in ("Issuer", "Certificate"):
+        assert lab.emu.list("cert-manager.io/v1", kind, "traefik") == []
     assert lab.emu.list("apps/v1", "DaemonSet", "traefik") == []
     # the CRDs stay (crds.keep): deleting one deletes every object of its kind, not only labup's
     assert lab.emu.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", "certificates.cert-manager.io")
@@ -269,7 +278,7 @@ def test_ha_verify_warns_for_a_control_plane_without_traefik_and_names_cert_mana
     lab = ha_lab(simlab)
     lab.cert_manager.failure = "connection"
     run = lab.labup("apply")
-    assert run.returncode == 1
+    assert run.returncode == 1 and "https-cert" in run.checks(), run.stderr[-3000:]  # Traefik stays, verify runs
     cert = run.checks()["https-cert"]
     assert "cert-manager failed to issue Certificate traefik/labup-tls" in cert["summary"], cert
     assert "Timeout during connect" in cert["summary"]
@@ -333,3 +342,25 @@ def test_a_certificate_cert_manager_would_not_keep_is_not_carried_over(simlab: C
     assert "its key in backup acme-" in step["summary"] and "is ECDSA secp256r1, the Certificate asks RSA 4096" \
         in step["summary"]
     assert len(lab.cert_manager.orders) == 1 and lab.cert_manager.kept == []
+
+
+@pytest.mark.root
+def test_helm4_would_hold_a_release_hostage_to_its_certificate(simlab: Callable[..., SimLab], tmp_path: Path) -> None:
+    """Why labup creates the Issuer and Certificate itself: the same objects inside a Helm release make
+    Helm 4's --wait=watcher (kstatus reads Ready=False as in progress) wait for Let's Encrypt, and a
+    failed order fails the release. The simulated cert-manager marks a Certificate not Ready as it is
+    created, as the real one does long before a release's pods are Ready."""
+    lab = ha_lab(simlab)
+    ok(lab.labup("apply", "--only", "vip,helm,namespace,cert-manager"))  # the CRDs, the controller
+    lab.cert_manager.failure = "connection"
+    [_issuer, certificate] = yaml.safe_load_all(
+        ok(lab.labup("render", "cert-manager", json_out=False)).stdout.split("---\n", 1)[1])
+    certificate["metadata"]["name"] = "held"
+    values = tmp_path / "held.yaml"
+    values.write_text(yaml.safe_dump({"extraObjects": [certificate]}))
+    helm = [str(lab.helm_bin / "helm"), "upgrade", "--install", "held", str(CM_STANDIN.parent / "traefik-standin"),
+            "-n", "traefik", "-f", str(values), "--wait=watcher", "--timeout", "4s",
+            "--kubeconfig", str(lab.kubeconfig)]
+    done = lab.net.run("cl", helm, env=lab.env, timeout=60)
+    assert done.returncode != 0, done.stdout
+    assert "Certificate/traefik/held not ready" in done.stderr, done.stderr

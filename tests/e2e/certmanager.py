@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from .acme import PRODUCTION_CA, STAGING_CA
 from .background import Background
+from kubeemu.admission import AdmissionRequest
 from kubeemu.server import KubeEmulator
 from netlab import CertSet
 
@@ -57,6 +58,19 @@ class CertManagerSim(Background):
         self.errors: list[str] = []
         self._first_seen: dict[str, float] = {}
         super().__init__("cert-manager-sim")
+        emu.add_admission_hook(self._at_create)
+
+    def _at_create(self, request: AdmissionRequest) -> None:
+        """cert-manager's controller marks a new Certificate not Ready within milliseconds, long before the
+        pods of the same Helm release are Ready: whoever waits on it (Helm 4's kstatus watcher reads a
+        Ready=False condition as InProgress) sees that first, never a Certificate without conditions."""
+        if request.operation != "CREATE" or (request.rt.group, request.rt.kind) != ("cert-manager.io", "Certificate"):
+            return
+        if not self._controller_runs():
+            return
+        message = "Issuing certificate as Secret does not exist"
+        request.obj["status"] = {"conditions": [_cond("Ready", False, "DoesNotExist", message),
+                                                _cond("Issuing", True, "DoesNotExist", message)]}
 
     def _loop(self) -> None:
         while not self._stop.wait(0.05):

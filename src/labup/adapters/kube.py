@@ -514,15 +514,25 @@ class KubeAdapter:
     def list_nodes(self, label_selector: str | None = None) -> list[Obj]:
         return self._list("/api/v1/nodes", Call("list", "nodes"), {"labelSelector": label_selector})
 
-    def get_crd(self, name: str) -> Obj | None:
-        """A CustomResourceDefinition (`certificates.cert-manager.io`), or None when absent."""
-        return self._find(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{_q(name)}",
-                          Call("get", "customresourcedefinitions", None, "apiextensions.k8s.io"))
-
     def get_custom(self, group: str, version: str, plural: str, namespace: str, name: str) -> Obj | None:
         """One namespaced custom object (a cert-manager Certificate, a Traefik TLSStore), or None."""
         return self._find(f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
                           Call("get", plural, namespace, group))
+
+    def create_custom(self, group: str, version: str, plural: str, namespace: str, body: Obj) -> Obj:
+        return self.request("POST", f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}",
+                            Call("create", plural, namespace, group), body=body, content_type="application/json")
+
+    def replace_custom(self, group: str, version: str, plural: str, namespace: str, body: Obj) -> Obj:
+        """PUT with the body's resourceVersion: a concurrent change is a KubeConflict, never overwritten."""
+        name = body["metadata"]["name"]
+        return self.request("PUT", f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
+                            Call("update", plural, namespace, group), body=body, content_type="application/json")
+
+    def delete_custom(self, group: str, version: str, plural: str, namespace: str, name: str) -> bool:
+        """False when it was already gone."""
+        return self._delete(f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}/{_q(name)}",
+                            Call("delete", plural, namespace, group))
 
     def list_events(self, namespace: str, field_selector: str | None = None) -> list[Obj]:
         """Events of the namespace (e.g. `involvedObject.name=traefik-abc`): why a pod is Pending,

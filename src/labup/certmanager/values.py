@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 CHART = "certmanager"  # phases/certmanager/
 SOURCE = "phases/certmanager/values.yaml.tmpl"
-# what the Traefik release creates needs these first (Issuer, Certificate)
-NEEDED_CRDS = ("issuers.cert-manager.io", "certificates.cert-manager.io")
 
 
 def check_version(chart_version: str) -> None:
@@ -60,4 +58,9 @@ def render(lab: Lab) -> str:
             f"(topology: {lab.topology}).\n")
     if not lab.ha:
         head += "# topology: single installs no cert-manager: these values are used only with topology: ha.\n"
-    return head + yaml.safe_dump(build(lab), sort_keys=False, default_flow_style=False)
+    from labup.certmanager.objects import desired
+
+    objects = "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+                      for obj in desired(lab))
+    return (head + yaml.safe_dump(build(lab), sort_keys=False, default_flow_style=False)
+            + f"# Then, in namespace {lab.traefik.namespace} (created by labup, not by Helm):\n" + objects)

@@ -14,9 +14,13 @@ Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just 
   cert-manager would keep it (same names, RSA 4096 key, not due for renewal): no new order. Undo
   deletes it while it still holds that certificate.
 
-The Issuer (ACME, HTTP-01 through Traefik) and the Certificate are part of Traefik's release
-(phases/traefik/values-ha.yaml.tmpl): they need this release's CRDs, which is why this phase comes first.
-The step lives in labup.certmanager.
+- `certificate`: the Issuer (ACME, HTTP-01 through Traefik's ingress class; staging with
+  traefik.acme.staging) and the Certificate for traefik.domains, in Traefik's namespace
+  (phases/certmanager/objects.yaml.tmpl), created by labup and not by a Helm release: Helm 4's wait
+  would hold Traefik's release hostage to Let's Encrypt. Undo deletes what it created.
+
+Traefik's release (the next phase) serves the Certificate's Secret from its default TLS store. The
+steps live in labup.certmanager.
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ if TYPE_CHECKING:
 
 def steps(ctx: Context) -> list[Step]:
     from labup.certmanager.carryover import CarryOver
+    from labup.certmanager.objects import IssuerAndCertificate
     from labup.certmanager.release import CertManagerRelease
 
-    return [CertManagerRelease(ctx), CarryOver(ctx)]
+    return [CertManagerRelease(ctx), CarryOver(ctx), IssuerAndCertificate(ctx)]
 
 
 def render(lab: Lab) -> str:
-    """`labup render cert-manager`: the values the release gets (offline)."""
+    """`labup render cert-manager`: the values the release gets and the Issuer and Certificate (offline)."""
     from labup.certmanager.values import render as values
 
     return values(lab)

@@ -81,8 +81,6 @@ class ReleaseStep(Step):
         check_local_chart(self.chart, self.version)
         h = helm(ctx)  # no helm: Unreadable (a dry run shows unknown, an apply stops here)
         kube(ctx).check_config()  # no kubeconfig: Unreadable, before helm would dial localhost:8080
-        if self.lab.ha:
-            self._cert_manager_ready(ctx)
         try:
             history = release_facts(ctx).history()
         except TransientError:
@@ -94,24 +92,6 @@ class ReleaseStep(Step):
         if history and history[-1].stuck:  # pending-* or uninstalling: helm upgrade would refuse it
             stuck = diagnose.stuck_release(self.release, self.namespace, history, h.command)
             raise PreflightError(stuck.message, hint=stuck.hint)
-
-    def _cert_manager_ready(self, ctx: Context) -> None:
-        """Topology ha: the release creates an Issuer and a Certificate, which need cert-manager's CRDs.
-        With the cert-manager phase in this run they come just before; otherwise they must be there."""
-        phases = ctx.facts.get("run_phases")
-        if phases is None or "cert-manager" in phases:
-            return
-        from labup.certmanager.values import NEEDED_CRDS
-
-        k = kube(ctx)
-        try:
-            missing = [name for name in NEEDED_CRDS if k.get_crd(name) is None]
-        except TransientError:
-            return  # the API may sit behind the VIP: the install itself will say
-        if missing:
-            raise PreflightError(f"cert-manager's CRDs are not in the cluster ({', '.join(missing)}): Traefik's "
-                                 "release creates an Issuer and a Certificate (topology: ha)",
-                                 hint="run `labup phase cert-manager` first, or `labup apply`")
 
     def _accepted_before(self, ctx: Context, history: list[Revision] | None) -> bool:
         """The deployed revision runs this very chart version with exactly the values labup would give

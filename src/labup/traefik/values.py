@@ -149,9 +149,6 @@ def _params(lab: Lab, node: str) -> dict[str, Any]:
         "default_cert_domain": default_cert_domain(lab.traefik.domains),
         # topology ha (values-ha.yaml.tmpl)
         "tls_secret": TLS_SECRET,
-        "account_secret": f"{acme.resolver}-account-key",
-        "acme_server": LETSENCRYPT_STAGING if acme.staging else LETSENCRYPT_PRODUCTION,
-        "dns_names": list(lab.traefik.domains),
         "ingress_class": lab.traefik.release,
     }
 
