@@ -21,7 +21,7 @@ from labup.facts.release import release_facts
 from labup.traefik.access import helm
 from labup.traefik.diffs import comparable, values_diff
 from labup.traefik.pin import load_pin
-from labup.traefik.release import check_local_chart, undo_release
+from labup.traefik.release import check_local_chart, release_owns, undo_release
 
 if TYPE_CHECKING:
     from labup.engine.context import Context
@@ -101,10 +101,4 @@ class CertManagerRelease(Step):
         return undo_release(ctx, data, self.lab.cert_manager.wait_timeout_s)
 
     def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
-        if (data.get("release"), data.get("namespace")) != (self.release, self.namespace):
-            return (f"it names release {data.get('release')!r} in namespace {data.get('namespace')!r}, not this "
-                    f"lab's {self.release} in {self.namespace} (cert_manager.release, cert_manager.namespace)")
-        for key in ("revision", "previous"):
-            if data.get(key) is not None and not isinstance(data.get(key), int):
-                return f"its {key} {data.get(key)!r} is not a revision number"
-        return None
+        return release_owns(data, self.release, self.namespace, "cert_manager")

@@ -95,7 +95,7 @@ def certificate_reason(ctx: CheckContext) -> tuple[str, str, dict[str, Any]]:
     except LabupError as exc:
         return f"{name} could not be read ({exc.message})", hint, {"certificate": "unreadable", "kind": "unreadable"}
     if cert is None:
-        return (f"{name} does not exist: cert-manager has nothing to issue", "run `labup phase traefik` (its release "
+        return (f"{name} does not exist: cert-manager has nothing to issue", "run `labup phase cert-manager` (it "
                 "creates the Issuer and the Certificate)", {"certificate": None, "kind": "missing"})
     status = cert.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}

@@ -9,7 +9,7 @@ Steps, built from lab.yaml without any I/O (`labup rollback` rebuilds them just 
   labup's values (CRDs with the release, kept on uninstall), validated offline against that chart
   version's own schema; only when the deployed chart or values differ. Undo: back to the revision
   live before this run, or uninstall when this run installed it.
-- `carry-over`: before Traefik's release creates the Certificate, a certificate of topology single (the
+- `carry-over`: before the next step creates the Certificate, a certificate of topology single (the
   newest `labup backup`, else the in-cluster backup) goes into the Secret cert-manager will use, when
   cert-manager would keep it (same names, RSA 4096 key, not due for renewal): no new order. Undo
   deletes it while it still holds that certificate.

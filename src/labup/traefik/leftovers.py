@@ -3,7 +3,7 @@
 Traefik's release upgrade itself replaces the DaemonSet by the Deployment. Left are labup's Issuer and
 Certificate (labup's label on them), cert-manager's release (labup installed it for this lab: its
 description says so) and the Secret cert-manager wrote (labup-tls, with cert-manager's annotation
-naming that Certificate). The release step removes both right after its upgrade, and only
+naming that Certificate). The release step removes them right after its upgrade, and only
 when the release it found was the ha shape (a DaemonSet): a converged single lab pays no read for it.
 cert-manager's CRDs stay (crds.keep): deleting a CRD deletes every object of its kind.
 """

@@ -214,13 +214,7 @@ class ReleaseStep(Step):
 
     def owns(self, ctx: Context, data: dict[str, Any]) -> str | None:
         """Only lab.yaml's release in lab.yaml's namespace: never another namespace's release."""
-        if (data.get("release"), data.get("namespace")) != (self.release, self.namespace):
-            return (f"it names release {data.get('release')!r} in namespace {data.get('namespace')!r}, not this "
-                    f"lab's {self.release} in {self.namespace} (traefik.release, traefik.namespace)")
-        for key in ("revision", "previous"):
-            if data.get(key) is not None and not isinstance(data.get(key), int):
-                return f"its {key} {data.get(key)!r} is not a revision number"
-        return None
+        return release_owns(data, self.release, self.namespace, "traefik")
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -346,6 +340,18 @@ def undo_release(ctx: Context, data: dict[str, Any], wait: float) -> str:
     h.rollback(release, namespace, int(previous), wait)
     return f"rolled release {release} back to revision {previous}, the one live before this run " \
            f"(revision {latest.revision} was labup's)"
+
+
+def release_owns(data: dict[str, Any], release: str, namespace: str, section: str) -> str | None:
+    """Why a journaled release write is not this lab's release (`section`.release in `section`.namespace),
+    or None when it is."""
+    if (data.get("release"), data.get("namespace")) != (release, namespace):
+        return (f"it names release {data.get('release')!r} in namespace {data.get('namespace')!r}, not this "
+                f"lab's {release} in {namespace} ({section}.release, {section}.namespace)")
+    for key in ("revision", "previous"):
+        if data.get(key) is not None and not isinstance(data.get(key), int):
+            return f"its {key} {data.get(key)!r} is not a revision number"
+    return None
 
 
 def check_local_chart(chart: ChartRef, version: str, pinned: str = "traefik", field: str = "traefik.chart") -> None:
